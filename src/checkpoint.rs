@@ -1,0 +1,260 @@
+//! The checkpoint, `data/checkpoint.json`: per entity and phase, its state,
+//! counts, the checksum of the input it read and the output it wrote, and for
+//! load how far the validated artifact is confirmed written. Saved atomically
+//! after every phase and every few seconds during a load; `--resume` and
+//! `migrate status` read it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{read_json, write_json_atomic};
+use crate::dynamo::WriteCounts;
+use crate::error::{Error, Result};
+
+/// The five phases, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Extract,
+    Transform,
+    Validate,
+    Load,
+    Verify,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [Phase::Extract, Phase::Transform, Phase::Validate, Phase::Load, Phase::Verify];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Extract => "extract",
+            Phase::Transform => "transform",
+            Phase::Validate => "validate",
+            Phase::Load => "load",
+            Phase::Verify => "verify",
+        }
+    }
+
+    /// The artifact directory this phase writes under the data dir.
+    pub fn artifact_dir(self) -> Option<&'static str> {
+        match self {
+            Phase::Extract => Some("extracted"),
+            Phase::Transform => Some("transformed"),
+            Phase::Validate => Some("validated"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Done,
+    Failed,
+    Interrupted,
+}
+
+/// What is known of a backup taken before a load.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupInfo {
+    pub table: String,
+    pub path: PathBuf,
+    pub items: u64,
+    pub sha256: String,
+    pub backup_arn: Option<String>,
+    pub taken_at: DateTime<Utc>,
+}
+
+/// One phase of one entity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub state: State,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub records_in: u64,
+    #[serde(default)]
+    pub records_out: u64,
+    #[serde(default)]
+    pub rejected: u64,
+    #[serde(default)]
+    pub warnings: u64,
+    /// SHA-256 of the artifact this step read.
+    pub input_sha256: Option<String>,
+    /// SHA-256 of the artifact this step wrote.
+    pub output_sha256: Option<String>,
+    /// Reject and warning counts by reason code.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, u64>,
+    /// Load: items of the validated artifact settled (written or recorded as
+    /// failed), counted from its start, with nothing unsettled before them.
+    pub confirmed: Option<u64>,
+    /// Load: items written so far (within `confirmed`).
+    pub written: Option<u64>,
+    /// Load: items recorded in the failed file (within `confirmed`).
+    pub failed: Option<u64>,
+    /// Load: retry counters so far.
+    pub counts: Option<WriteCounts>,
+    /// Load: the backup taken before the first write.
+    pub backup: Option<BackupInfo>,
+    /// Extract: the PostgreSQL snapshot it read.
+    pub snapshot: Option<String>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+impl Step {
+    pub fn start(run_id: &str) -> Step {
+        Step {
+            state: State::Running,
+            run_id: run_id.into(),
+            started_at: Utc::now(),
+            finished_at: None,
+            records_in: 0,
+            records_out: 0,
+            rejected: 0,
+            warnings: 0,
+            input_sha256: None,
+            output_sha256: None,
+            reasons: BTreeMap::new(),
+            confirmed: None,
+            written: None,
+            failed: None,
+            counts: None,
+            backup: None,
+            snapshot: None,
+            error: None,
+        }
+    }
+
+    pub fn elapsed_secs(&self) -> f64 {
+        let end = self.finished_at.unwrap_or_else(Utc::now);
+        (end - self.started_at).num_milliseconds() as f64 / 1000.0
+    }
+}
+
+/// The command a run was started with, replayed by `--resume`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub phases: Vec<Phase>,
+    pub entities: Vec<String>,
+}
+
+/// The whole checkpoint file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub version: u32,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub plan: Plan,
+    pub finished: bool,
+    /// entity → phase → step; kept across runs so later commands see what
+    /// earlier ones did.
+    pub entities: BTreeMap<String, BTreeMap<Phase, Step>>,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl Checkpoint {
+    pub const FILE: &'static str = "checkpoint.json";
+
+    /// A fresh run over what earlier runs left.
+    pub fn new_run(data_dir: &Path, plan: Plan, previous: Option<Checkpoint>) -> Checkpoint {
+        Checkpoint {
+            version: 1,
+            run_id: new_run_id(),
+            started_at: Utc::now(),
+            plan,
+            finished: false,
+            entities: previous.map(|p| p.entities).unwrap_or_default(),
+            path: data_dir.join(Self::FILE),
+        }
+    }
+
+    /// Reads the checkpoint of `data_dir`, if any.
+    pub fn load(data_dir: &Path) -> Result<Option<Checkpoint>> {
+        let path = data_dir.join(Self::FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let mut cp: Checkpoint = read_json(&path)
+            .map_err(|e| Error::Checkpoint(format!("{} is unreadable: {e}", path.display())))?;
+        if cp.version != 1 {
+            return Err(Error::Checkpoint(format!("{}: unknown version {}", path.display(), cp.version)));
+        }
+        cp.path = path;
+        Ok(Some(cp))
+    }
+
+    /// Writes the checkpoint atomically.
+    pub fn save(&self) -> Result<()> {
+        write_json_atomic(&self.path, self)
+    }
+
+    pub fn step(&self, entity: &str, phase: Phase) -> Option<&Step> {
+        self.entities.get(entity)?.get(&phase)
+    }
+
+    pub fn step_mut(&mut self, entity: &str, phase: Phase) -> Option<&mut Step> {
+        self.entities.get_mut(entity)?.get_mut(&phase)
+    }
+
+    /// Records `step` and saves.
+    pub fn put(&mut self, entity: &str, phase: Phase, step: Step) -> Result<()> {
+        self.entities.entry(entity.to_string()).or_default().insert(phase, step);
+        self.save()
+    }
+
+    /// Whether `phase` of `entity` finished.
+    pub fn is_done(&self, entity: &str, phase: Phase) -> bool {
+        self.step(entity, phase).is_some_and(|s| s.state == State::Done)
+    }
+}
+
+fn new_run_id() -> String {
+    let now = Utc::now();
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = std::env::temp_dir().join(format!("migrate-cp-{}", uuid::Uuid::new_v4()));
+        crate::artifact::create_private_dir(&dir).unwrap();
+        let mut cp = Checkpoint::new_run(
+            &dir,
+            Plan {
+                phases: Phase::ALL.to_vec(),
+                entities: vec!["buyers".into()],
+            },
+            None,
+        );
+        let mut step = Step::start(&cp.run_id);
+        step.confirmed = Some(50);
+        cp.put("buyers", Phase::Load, step).unwrap();
+        let back = Checkpoint::load(&dir).unwrap().unwrap();
+        assert_eq!(back.step("buyers", Phase::Load).unwrap().confirmed, Some(50));
+        assert_eq!(back.run_id, cp.run_id);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,464 @@
+//! Configuration: the JSON file of SPEC §3, from raw text to a validated,
+//! typed [`Config`].
+//!
+//! Loading goes in one direction and stops at the first stage that fails:
+//! read the file → parse JSON (errors carry line and column) → expand
+//! `${VAR}` from the environment (an unset variable is named with its JSON
+//! path) → check against the embedded JSON Schema (every violation reported
+//! with its JSON path) → deserialize into typed structs. The password is held
+//! in a [`Secret`] that never prints.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::dynamo::MAX_BATCH_WRITE_ITEMS;
+use crate::error::{Error, Result};
+
+/// The JSON Schema every configuration file must satisfy.
+pub const CONFIG_SCHEMA: &str = include_str!("config.schema.json");
+
+/// The UUID v5 namespace of SPEC §5, used unless the config overrides it.
+pub const DEFAULT_UUID_NAMESPACE: &str = "e6efba72-f0d7-4be9-bfce-399356e044f7";
+
+/// A string that must never reach a log, a report or an artifact.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value, for the one place that needs it (the connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// How the PostgreSQL connection uses TLS, with libpq's meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS, without checking the server's certificate (libpq `require`).
+    Require,
+    /// TLS, certificate chain and host name checked (libpq `verify-full`).
+    VerifyFull,
+}
+
+/// Where the legacy data comes from.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub username: String,
+    pub password: Secret,
+    pub ssl: SslMode,
+    pub ssl_root_cert: Option<PathBuf>,
+    pub schema: String,
+    pub connect_timeout: Duration,
+}
+
+/// Where the items go.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub region: String,
+    /// `None` means real AWS (or whatever the SDK's chain says).
+    pub endpoint: Option<String>,
+    pub profile: Option<String>,
+    /// Table name per entity, from the `<entity>Table` keys.
+    pub tables: BTreeMap<String, String>,
+}
+
+impl TargetConfig {
+    /// The table configured for `entity`, or a configuration error naming the key.
+    pub fn table_for(&self, entity: &str, config_path: &Path) -> Result<&str> {
+        self.tables
+            .get(entity)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Config {
+                path: config_path.to_path_buf(),
+                message: format!("/target/{entity}Table: no table is configured for {entity}"),
+            })
+    }
+}
+
+/// How the migration behaves.
+#[derive(Debug, Clone)]
+pub struct MigrationConfig {
+    pub batch_size: usize,
+    pub concurrency: usize,
+    pub max_retries: u32,
+    pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
+    pub exponential_backoff: bool,
+    pub continue_on_error: bool,
+    pub backup_before_load: bool,
+    pub validate_after_load: bool,
+    pub batch_delay: Duration,
+    pub dry_run: bool,
+    pub scan_segments: u32,
+    pub request_timeout: Duration,
+    pub uuid_namespace: uuid::Uuid,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for MigrationConfig {
+    fn default() -> Self {
+        MigrationConfig {
+            batch_size: MAX_BATCH_WRITE_ITEMS,
+            concurrency: 8,
+            max_retries: 8,
+            retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_secs(5),
+            exponential_backoff: true,
+            continue_on_error: false,
+            backup_before_load: true,
+            validate_after_load: true,
+            batch_delay: Duration::ZERO,
+            dry_run: false,
+            scan_segments: 4,
+            request_timeout: Duration::from_secs(30),
+            uuid_namespace: uuid::Uuid::parse_str(DEFAULT_UUID_NAMESPACE).expect("valid uuid"),
+            data_dir: None,
+        }
+    }
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub path: PathBuf,
+    pub source: SourceConfig,
+    pub target: TargetConfig,
+    pub migration: MigrationConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConfig {
+    source: RawSource,
+    target: BTreeMap<String, String>,
+    #[serde(default)]
+    migration: RawMigration,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSource {
+    host: String,
+    port: Option<u16>,
+    database: String,
+    username: String,
+    #[serde(default)]
+    password: String,
+    ssl: Option<Value>,
+    ssl_root_cert: Option<PathBuf>,
+    schema: Option<String>,
+    connect_timeout: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawMigration {
+    batch_size: Option<usize>,
+    concurrency: Option<usize>,
+    max_retries: Option<u32>,
+    retry_delay: Option<f64>,
+    max_retry_delay: Option<f64>,
+    exponential_backoff: Option<bool>,
+    continue_on_error: Option<bool>,
+    backup_before_load: Option<bool>,
+    validate_after_load: Option<bool>,
+    batch_delay: Option<f64>,
+    dry_run: Option<bool>,
+    scan_segments: Option<u32>,
+    request_timeout: Option<f64>,
+    uuid_namespace: Option<String>,
+    data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads, expands, checks and types the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Config::from_str(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`] on text already read, with `env` for `${VAR}`.
+    pub fn from_str(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let fail = |message: String| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut value: Value = serde_json::from_str(text).map_err(|e| {
+            fail(format!(
+                "not valid JSON at line {}, column {}: {}",
+                e.line(),
+                e.column(),
+                strip_position(&e.to_string())
+            ))
+        })?;
+        expand_env(&mut value, "", env).map_err(fail)?;
+        check_schema(&value).map_err(|problems| fail(problems.join("; ")))?;
+        let raw: RawConfig = serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
+        Config::from_raw(path, raw).map_err(fail)
+    }
+
+    fn from_raw(path: &Path, raw: RawConfig) -> std::result::Result<Config, String> {
+        let ssl = match raw.source.ssl {
+            None | Some(Value::Bool(false)) => SslMode::Disable,
+            // `true` asks for TLS; the safe reading is a checked certificate.
+            Some(Value::Bool(true)) => SslMode::VerifyFull,
+            Some(Value::String(s)) if s == "disable" => SslMode::Disable,
+            Some(Value::String(s)) if s == "require" => SslMode::Require,
+            Some(Value::String(s)) if s == "verify-full" => SslMode::VerifyFull,
+            Some(other) => return Err(format!("/source/ssl: unsupported value {other}")),
+        };
+        let secs = |v: Option<f64>, default: Duration| v.map(Duration::from_secs_f64).unwrap_or(default);
+        let d = MigrationConfig::default();
+        let m = raw.migration;
+        let batch_size = m.batch_size.unwrap_or(d.batch_size);
+        if batch_size > MAX_BATCH_WRITE_ITEMS {
+            return Err(format!(
+                "/migration/batchSize: {batch_size} is greater than DynamoDB's limit of {MAX_BATCH_WRITE_ITEMS}"
+            ));
+        }
+        let uuid_namespace = match m.uuid_namespace {
+            Some(s) => uuid::Uuid::parse_str(&s).map_err(|e| format!("/migration/uuidNamespace: {e}"))?,
+            None => d.uuid_namespace,
+        };
+        let mut tables = BTreeMap::new();
+        let mut region = String::new();
+        let mut endpoint = None;
+        let mut profile = None;
+        for (key, value) in raw.target {
+            match key.as_str() {
+                "region" => region = value,
+                "endpoint" => endpoint = Some(value),
+                "profile" => profile = Some(value),
+                _ => {
+                    if let Some(entity) = key.strip_suffix("Table") {
+                        tables.insert(entity.to_string(), value);
+                    }
+                }
+            }
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            source: SourceConfig {
+                host: raw.source.host,
+                port: raw.source.port.unwrap_or(5432),
+                database: raw.source.database,
+                username: raw.source.username,
+                password: Secret(raw.source.password),
+                ssl,
+                ssl_root_cert: raw.source.ssl_root_cert,
+                schema: raw.source.schema.unwrap_or_else(|| "public".into()),
+                connect_timeout: secs(raw.source.connect_timeout, Duration::from_secs(10)),
+            },
+            target: TargetConfig {
+                region,
+                endpoint,
+                profile,
+                tables,
+            },
+            migration: MigrationConfig {
+                batch_size,
+                concurrency: m.concurrency.unwrap_or(d.concurrency),
+                max_retries: m.max_retries.unwrap_or(d.max_retries),
+                retry_delay: secs(m.retry_delay, d.retry_delay),
+                max_retry_delay: secs(m.max_retry_delay, d.max_retry_delay),
+                exponential_backoff: m.exponential_backoff.unwrap_or(d.exponential_backoff),
+                continue_on_error: m.continue_on_error.unwrap_or(d.continue_on_error),
+                backup_before_load: m.backup_before_load.unwrap_or(d.backup_before_load),
+                validate_after_load: m.validate_after_load.unwrap_or(d.validate_after_load),
+                batch_delay: secs(m.batch_delay, d.batch_delay),
+                dry_run: m.dry_run.unwrap_or(d.dry_run),
+                scan_segments: m.scan_segments.unwrap_or(d.scan_segments),
+                request_timeout: secs(m.request_timeout, d.request_timeout),
+                uuid_namespace,
+                data_dir: m.data_dir,
+            },
+        })
+    }
+}
+
+/// serde_json appends " at line L column C" to its messages; we say it first.
+fn strip_position(message: &str) -> &str {
+    message.rsplit_once(" at line ").map_or(message, |(head, _)| head)
+}
+
+/// Replaces `${NAME}` in every string of `value`, naming the JSON path of an
+/// unset variable. `$${` is a literal `${`.
+fn expand_env(value: &mut Value, path: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<(), String> {
+    match value {
+        Value::String(s) if s.contains('$') => {
+            *s = expand_str(s, path, env)?;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env(item, &format!("{path}/{i}"), env)?;
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                expand_env(item, &format!("{path}/{key}"), env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(s: &str, path: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let end = tail
+                .find('}')
+                .ok_or_else(|| format!("{path}: unterminated ${{ in the value"))?;
+            let name = &tail[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("{path}: invalid variable name ${{{name}}}"));
+            }
+            let value =
+                env(name).ok_or_else(|| format!("{path}: environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Checks `value` against [`CONFIG_SCHEMA`]; each problem is `path: message`.
+/// Values under a key named like a password are never echoed.
+fn check_schema(value: &Value) -> std::result::Result<(), Vec<String>> {
+    let schema: Value = serde_json::from_str(CONFIG_SCHEMA).expect("embedded config schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("embedded config schema is valid");
+    let mut problems: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            let path = if path.is_empty() { "/".to_string() } else { path };
+            if path.to_ascii_lowercase().contains("password") {
+                format!("{path}: invalid value (not shown: it is a secret)")
+            } else {
+                format!("{path}: {e}")
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        problems.sort();
+        problems.dedup();
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{
+      "source": { "type": "postgresql", "host": "localhost", "port": 5432,
+                  "database": "s9", "username": "migration_user",
+                  "password": "${DB_PASSWORD}", "ssl": false, "schema": "public" },
+      "target": { "region": "us-east-1", "endpoint": "http://localhost:4566",
+                  "buyersTable": "BuyersTable-dev", "producersTable": "ProducersTable-dev",
+                  "salesTable": "SalesTable-dev" },
+      "migration": { "batchSize": 25, "concurrency": 8, "maxRetries": 8,
+                     "retryDelay": 0.05, "exponentialBackoff": true,
+                     "continueOnError": false, "backupBeforeLoad": true,
+                     "validateAfterLoad": true, "batchDelay": 0, "dryRun": false }
+    }"#;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "DB_PASSWORD").then(|| "s3cret".to_string())
+    }
+
+    fn load(text: &str) -> Result<Config> {
+        Config::from_str(Path::new("config.json"), text, &env)
+    }
+
+    #[test]
+    fn example_loads() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.source.password.expose(), "s3cret");
+        assert_eq!(c.target.tables["buyers"], "BuyersTable-dev");
+        assert_eq!(c.migration.batch_size, 25);
+        assert_eq!(c.source.ssl, SslMode::Disable);
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn batch_size_over_25_is_refused_with_path() {
+        let err = load(&GOOD.replace("\"batchSize\": 25", "\"batchSize\": 26")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/migration/batchSize: 26 is greater than the maximum of 25"), "{msg}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn unset_variable_is_named() {
+        let err = Config::from_str(Path::new("c.json"), GOOD, &|_| None).unwrap_err();
+        assert!(err.to_string().contains("/source/password: environment variable DB_PASSWORD is not set"));
+    }
+
+    #[test]
+    fn malformed_json_gives_line_and_column() {
+        let err = load("{\n  \"source\": ,\n}").unwrap_err();
+        assert!(err.to_string().contains("line 2, column"), "{err}");
+    }
+
+    #[test]
+    fn every_violation_is_reported() {
+        let text = GOOD
+            .replace("\"port\": 5432", "\"port\": \"x\"")
+            .replace("\"concurrency\": 8", "\"concurrency\": 0");
+        let msg = load(&text).unwrap_err().to_string();
+        assert!(msg.contains("/source/port"), "{msg}");
+        assert!(msg.contains("/migration/concurrency"), "{msg}");
+    }
+
+    #[test]
+    fn password_value_is_never_echoed() {
+        let text = GOOD.replace("\"${DB_PASSWORD}\"", "12345");
+        let msg = load(&text).unwrap_err().to_string();
+        assert!(msg.contains("/source/password"), "{msg}");
+        assert!(!msg.contains("12345"), "{msg}");
+    }
+
+    #[test]
+    fn expansion_rules() {
+        let e = |s: &str| expand_str(s, "/x", &env);
+        assert_eq!(e("a${DB_PASSWORD}b").unwrap(), "as3cretb");
+        assert_eq!(e("$${DB_PASSWORD}").unwrap(), "${DB_PASSWORD}");
+        assert_eq!(e("cost $5").unwrap(), "cost $5");
+        assert!(e("${NOPE}").unwrap_err().contains("NOPE"));
+        assert!(e("${OPEN").is_err());
+    }
+}

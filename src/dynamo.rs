@@ -1,0 +1,758 @@
+//! The DynamoDB side: one client per run, AWS's limits as constants, the
+//! JSON ↔ AttributeValue conversion, item sizes, retry classification and
+//! capped exponential backoff with full jitter, a batch writer that re-sends
+//! only what was not processed, batch gets, and parallel scans.
+//!
+//! The SDK's own retries are switched off: every retry decision is made here,
+//! counted, and visible in the load report.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType, Select, WriteRequest,
+};
+use serde::Serialize;
+use serde_json::{Map, Number, Value};
+use tokio::sync::mpsc;
+
+use crate::config::{MigrationConfig, TargetConfig};
+use crate::entities::Item;
+use crate::error::{Error, Result};
+
+/// BatchWriteItem takes at most 25 put or delete requests.
+pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
+/// BatchGetItem takes at most 100 keys.
+pub const MAX_BATCH_GET_KEYS: usize = 100;
+/// An item may not exceed 400 KB.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// One write unit covers 1 KB of item.
+pub const WRITE_UNIT_BYTES: usize = 1024;
+
+/// A DynamoDB item as the SDK wants it.
+pub type AvItem = HashMap<String, AttributeValue>;
+
+/// Builds the one client of the run from the target configuration.
+pub async fn client(target: &TargetConfig, migration: &MigrationConfig) -> Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(target.region.clone()))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(migration.request_timeout)
+                .build(),
+        );
+    if let Some(profile) = &target.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(endpoint) = &target.endpoint {
+        loader = loader.endpoint_url(endpoint);
+        // A local server needs no real credentials; do not send the SDK off
+        // to look for them (instance metadata lookups take seconds to fail).
+        if is_loopback(endpoint) && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && target.profile.is_none() {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "migrate-local",
+            ));
+        }
+    }
+    let shared = loader.load().await;
+    Client::new(&shared)
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint
+        .split("://")
+        .nth(1)
+        .unwrap_or(endpoint)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "localhost" || host.starts_with("127.") || endpoint.contains("[::1]")
+}
+
+/// Converts a JSON item (strings, exact numbers, maps, lists, booleans).
+pub fn to_av(value: &Value) -> AttributeValue {
+    match value {
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Number(n) => AttributeValue::N(n.as_str().to_string()),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Null => AttributeValue::Null(true),
+        Value::Array(items) => AttributeValue::L(items.iter().map(to_av).collect()),
+        Value::Object(map) => AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), to_av(v))).collect()),
+    }
+}
+
+/// Converts a whole JSON item.
+pub fn item_to_av(item: &Item) -> AvItem {
+    item.iter().map(|(k, v)| (k.clone(), to_av(v))).collect()
+}
+
+/// Converts back to JSON (numbers stay exact text).
+pub fn from_av(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => serde_json::from_str::<Number>(n)
+            .map(Value::Number)
+            .unwrap_or_else(|_| Value::String(n.clone())),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(items) => Value::Array(items.iter().map(from_av).collect()),
+        AttributeValue::M(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), from_av(v))).collect()),
+        AttributeValue::Ss(v) => Value::Array(v.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(v) => Value::Array(
+            v.iter()
+                .map(|n| serde_json::from_str::<Number>(n).map(Value::Number).unwrap_or(Value::Null))
+                .collect(),
+        ),
+        other => Value::String(format!("{other:?}")),
+    }
+}
+
+/// Converts an SDK item to a JSON item.
+pub fn item_from_av(item: &AvItem) -> Item {
+    item.iter().map(|(k, v)| (k.clone(), from_av(v))).collect::<Map<_, _>>()
+}
+
+/// The `PK`/`SK` of an item, for messages and reports.
+pub fn key_of(item: &Item) -> (String, String) {
+    let get = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    (get("PK"), get("SK"))
+}
+
+/// An item's size as DynamoDB counts it: names plus values, numbers one byte
+/// per two significant digits plus one, maps and lists 3 bytes plus one per
+/// element.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Number(n) => {
+            let digits = n.as_str().bytes().filter(u8::is_ascii_digit).count();
+            digits.div_ceil(2) + 1
+        }
+        Value::Bool(_) | Value::Null => 1,
+        Value::Array(items) => 3 + items.iter().map(|i| 1 + value_size(i)).sum::<usize>(),
+        Value::Object(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+    }
+}
+
+/// Whether a failed call may succeed if tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Throttling: the table or account is over its capacity.
+    Throttled,
+    /// 5xx, timeouts, dropped connections.
+    Transient,
+    /// Validation errors, missing tables, access denied: stop.
+    Terminal,
+}
+
+/// Error codes DynamoDB uses for throttling.
+pub const THROTTLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionInProgressException",
+];
+
+/// Classifies an SDK error.
+pub fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Class
+where
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Class::Transient,
+        SdkError::ConstructionFailure(_) => Class::Terminal,
+        _ => classify_code(err.code(), status_of(err)),
+    }
+}
+
+fn status_of<E, R: std::fmt::Debug>(err: &SdkError<E, R>) -> Option<u16> {
+    match err {
+        SdkError::ServiceError(_) => {
+            // The raw response is typed per operation; its Debug carries the status.
+            let raw = format!("{:?}", err.raw_response()?);
+            raw.split("status: ")
+                .nth(1)
+                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|s| s.parse().ok())
+        }
+        _ => None,
+    }
+}
+
+/// Classifies by error code and HTTP status.
+pub fn classify_code(code: Option<&str>, status: Option<u16>) -> Class {
+    match code {
+        Some(c) if THROTTLE_CODES.contains(&c) => Class::Throttled,
+        Some("InternalServerError" | "InternalFailure" | "ServiceUnavailable" | "ServiceUnavailableException") => {
+            Class::Transient
+        }
+        _ if status.is_some_and(|s| s >= 500) => Class::Transient,
+        _ => Class::Terminal,
+    }
+}
+
+/// One line for an SDK error: code and message when the service gave them.
+pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+) -> String {
+    match (err.code(), err.message()) {
+        (Some(code), Some(msg)) => format!("{code}: {msg}"),
+        (Some(code), None) => code.to_string(),
+        _ => {
+            let mut msg = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(s) = source {
+                msg = format!("{msg}: {s}");
+                source = s.source();
+            }
+            msg
+        }
+    }
+}
+
+/// How retries behave (from the `migration` configuration).
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+    pub exponential: bool,
+}
+
+impl RetryPolicy {
+    pub fn from_config(m: &MigrationConfig) -> Self {
+        RetryPolicy {
+            max_retries: m.max_retries,
+            base: m.retry_delay,
+            cap: m.max_retry_delay.max(m.retry_delay),
+            exponential: m.exponential_backoff,
+        }
+    }
+
+    /// The longest wait before retry number `attempt` (1-based): the base
+    /// doubled per attempt when exponential, never above the cap.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = if self.exponential {
+            2u32.saturating_pow(attempt.saturating_sub(1).min(30))
+        } else {
+            1
+        };
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// Full jitter: a uniformly random wait between zero and the ceiling.
+    pub fn delay(&self, attempt: u32, rng: &mut fastrand::Rng) -> Duration {
+        let ceiling = self.ceiling(attempt);
+        let nanos = ceiling.as_nanos().min(u128::from(u64::MAX)) as u64;
+        Duration::from_nanos(if nanos == 0 { 0 } else { rng.u64(0..=nanos) })
+    }
+}
+
+/// Counters of one load (or any write phase), shared by all in-flight tasks.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    pub requests: AtomicU64,
+    pub throttled: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub unprocessed_items: AtomicU64,
+    pub retries: AtomicU64,
+    pub wait_ms: AtomicU64,
+}
+
+/// A snapshot of [`WriteStats`] for reports and checkpoints.
+#[derive(Debug, Default, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteCounts {
+    pub requests: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub unprocessed_items: u64,
+    pub retries: u64,
+    pub wait_ms: u64,
+}
+
+impl WriteStats {
+    pub fn counts(&self) -> WriteCounts {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WriteCounts {
+            requests: g(&self.requests),
+            throttled: g(&self.throttled),
+            server_errors: g(&self.server_errors),
+            unprocessed_items: g(&self.unprocessed_items),
+            retries: g(&self.retries),
+            wait_ms: g(&self.wait_ms),
+        }
+    }
+}
+
+impl std::ops::Add for WriteCounts {
+    type Output = WriteCounts;
+    fn add(self, o: WriteCounts) -> WriteCounts {
+        WriteCounts {
+            requests: self.requests + o.requests,
+            throttled: self.throttled + o.throttled,
+            server_errors: self.server_errors + o.server_errors,
+            unprocessed_items: self.unprocessed_items + o.unprocessed_items,
+            retries: self.retries + o.retries,
+            wait_ms: self.wait_ms + o.wait_ms,
+        }
+    }
+}
+
+/// One write in a batch: its position in the artifact and its item.
+pub struct BatchEntry {
+    pub index: u64,
+    pub item: AvItem,
+}
+
+/// A write request for a batch: a put of an item, or a delete of a key.
+pub enum Write {
+    Put(AvItem),
+    Delete(AvItem),
+}
+
+/// What became of a batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub written: u64,
+    /// Entries that could not be written after every retry, with the error.
+    pub failed: Vec<(u64, String)>,
+}
+
+/// A terminal failure: stop the phase.
+#[derive(Debug)]
+pub struct Terminal {
+    pub message: String,
+    pub first_index: u64,
+}
+
+fn key_matches(a: &AvItem, b: &AvItem) -> bool {
+    a.get("PK") == b.get("PK") && a.get("SK") == b.get("SK")
+}
+
+fn to_request(w: &Write) -> WriteRequest {
+    match w {
+        Write::Put(item) => WriteRequest::builder()
+            .put_request(PutRequest::builder().set_item(Some(item.clone())).build().expect("item set"))
+            .build(),
+        Write::Delete(key) => WriteRequest::builder()
+            .delete_request(
+                aws_sdk_dynamodb::types::DeleteRequest::builder()
+                    .set_key(Some(key.clone()))
+                    .build()
+                    .expect("key set"),
+            )
+            .build(),
+    }
+}
+
+fn request_key(r: &WriteRequest) -> Option<&AvItem> {
+    r.put_request()
+        .map(|p| p.item())
+        .or_else(|| r.delete_request().map(|d| d.key()))
+}
+
+/// Writes one batch (at most [`MAX_BATCH_WRITE_ITEMS`]) to `table`, retrying
+/// throttles, 5xx and timeouts with backoff and re-sending only the
+/// `UnprocessedItems`. A round that made progress does not count against
+/// `max_retries`. Items still unwritten after that are returned as failed;
+/// a terminal error is returned at once.
+pub async fn write_batch(
+    client: &Client,
+    table: &str,
+    entries: Vec<(u64, Write)>,
+    policy: &RetryPolicy,
+    stats: &WriteStats,
+) -> std::result::Result<BatchOutcome, Terminal> {
+    assert!(entries.len() <= MAX_BATCH_WRITE_ITEMS, "batch larger than DynamoDB allows");
+    let mut rng = fastrand::Rng::new();
+    let mut pending = entries;
+    let mut outcome = BatchOutcome::default();
+    let mut attempt = 0u32;
+    while !pending.is_empty() {
+        let requests: Vec<WriteRequest> = pending.iter().map(|(_, w)| to_request(w)).collect();
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let result = client.batch_write_item().request_items(table, requests).send().await;
+        let last_error;
+        match result {
+            Ok(resp) => {
+                let unprocessed: Vec<&AvItem> = resp
+                    .unprocessed_items()
+                    .and_then(|m| m.get(table))
+                    .map(|v| v.iter().filter_map(request_key).collect())
+                    .unwrap_or_default();
+                if unprocessed.is_empty() {
+                    outcome.written += pending.len() as u64;
+                    return Ok(outcome);
+                }
+                let before = pending.len();
+                let (retry, done): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, w)| {
+                    let key = match w {
+                        Write::Put(i) | Write::Delete(i) => i,
+                    };
+                    unprocessed.iter().any(|u| key_matches(u, key))
+                });
+                outcome.written += done.len() as u64;
+                stats.unprocessed_items.fetch_add(retry.len() as u64, Ordering::Relaxed);
+                pending = retry;
+                if pending.len() < before {
+                    attempt = 0;
+                }
+                attempt += 1;
+                last_error = format!("still in UnprocessedItems after {} retries", policy.max_retries);
+            }
+            Err(err) => {
+                match classify(&err) {
+                    Class::Throttled => stats.throttled.fetch_add(1, Ordering::Relaxed),
+                    Class::Transient => stats.server_errors.fetch_add(1, Ordering::Relaxed),
+                    Class::Terminal => {
+                        let (index, w) = &pending[0];
+                        let key = match w {
+                            Write::Put(i) | Write::Delete(i) => i,
+                        };
+                        return Err(Terminal {
+                            message: format!(
+                                "table {table}: {} (first item of the batch: PK={}, SK={})",
+                                describe(&err),
+                                av_str(key.get("PK")),
+                                av_str(key.get("SK"))
+                            ),
+                            first_index: *index,
+                        });
+                    }
+                };
+                attempt += 1;
+                last_error = describe(&err);
+            }
+        }
+        if attempt > policy.max_retries {
+            outcome
+                .failed
+                .extend(pending.into_iter().map(|(i, _)| (i, last_error.clone())));
+            return Ok(outcome);
+        }
+        let wait = policy.delay(attempt, &mut rng);
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        stats.wait_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        tokio::time::sleep(wait).await;
+    }
+    Ok(outcome)
+}
+
+fn av_str(v: Option<&AttributeValue>) -> String {
+    match v {
+        Some(AttributeValue::S(s)) => s.clone(),
+        Some(other) => format!("{other:?}"),
+        None => "?".into(),
+    }
+}
+
+/// Calls `op` until it succeeds, retrying throttles and transient errors with
+/// backoff up to `max_retries`; used for scans, gets and table checks.
+pub async fn retrying<T, E, R, F, Fut>(policy: &RetryPolicy, what: &str, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut rng = fastrand::Rng::new();
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(err) => {
+                attempt += 1;
+                if classify(&err) == Class::Terminal || attempt > policy.max_retries {
+                    return Err(Error::Target(format!("{what}: {}", describe(&err))));
+                }
+                tokio::time::sleep(policy.delay(attempt, &mut rng)).await;
+            }
+        }
+    }
+}
+
+/// Checks that `table` exists with key schema `PK` (S, HASH) + `SK` (S, RANGE).
+pub async fn check_table(client: &Client, table: &str, policy: &RetryPolicy) -> Result<()> {
+    let out = retrying(policy, &format!("table {table}"), || client.describe_table().table_name(table).send())
+        .await
+        .map_err(|e| match e {
+            Error::Target(m) if m.contains("ResourceNotFound") => {
+                Error::Target(format!("table {table} does not exist (at the configured endpoint and region)"))
+            }
+            other => other,
+        })?;
+    let desc = out.table().ok_or_else(|| Error::Target(format!("table {table}: no description")))?;
+    let types: HashMap<&str, &ScalarAttributeType> = desc
+        .attribute_definitions()
+        .iter()
+        .map(|a| (a.attribute_name(), a.attribute_type()))
+        .collect();
+    let keys: Vec<(&str, &KeyType)> = desc.key_schema().iter().map(|k| (k.attribute_name(), k.key_type())).collect();
+    let ok = keys.len() == 2
+        && keys.contains(&("PK", &KeyType::Hash))
+        && keys.contains(&("SK", &KeyType::Range))
+        && types.get("PK") == Some(&&ScalarAttributeType::S)
+        && types.get("SK") == Some(&&ScalarAttributeType::S);
+    if !ok {
+        return Err(Error::Target(format!(
+            "table {table} does not have the expected key schema PK (S, HASH) + SK (S, RANGE): found {keys:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Scans `table` with `segments` parallel segments, sending each page's items
+/// to the returned channel. `prefix` keeps only items whose PK starts with it;
+/// `keys_only` fetches PK and SK alone. Errors arrive in the channel.
+pub fn scan(
+    client: &Client,
+    table: &str,
+    segments: u32,
+    prefix: Option<&str>,
+    keys_only: bool,
+    policy: &RetryPolicy,
+) -> mpsc::Receiver<Result<Vec<AvItem>>> {
+    let (tx, rx) = mpsc::channel(segments as usize * 2);
+    for segment in 0..segments {
+        let (client, table, tx, policy) = (client.clone(), table.to_string(), tx.clone(), policy.clone());
+        let prefix = prefix.map(str::to_string);
+        tokio::spawn(async move {
+            let mut start: Option<AvItem> = None;
+            loop {
+                let page = retrying(&policy, &format!("scan of {table}"), || {
+                    let mut req = client
+                        .scan()
+                        .table_name(&table)
+                        .segment(segment as i32)
+                        .total_segments(segments as i32)
+                        .set_exclusive_start_key(start.clone());
+                    if let Some(p) = &prefix {
+                        req = req
+                            .filter_expression("begins_with(#pk, :prefix)")
+                            .expression_attribute_names("#pk", "PK")
+                            .expression_attribute_values(":prefix", AttributeValue::S(p.clone()));
+                    }
+                    if keys_only {
+                        req = req
+                            .projection_expression("#pk, #sk")
+                            .expression_attribute_names("#pk", "PK")
+                            .expression_attribute_names("#sk", "SK");
+                    }
+                    req.send()
+                })
+                .await;
+                match page {
+                    Ok(out) => {
+                        start = out.last_evaluated_key().cloned().filter(|k| !k.is_empty());
+                        if tx.send(Ok(out.items().to_vec())).await.is_err() {
+                            return;
+                        }
+                        if start.is_none() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Counts the items of `table` whose PK starts with `prefix`, with a parallel
+/// `Select=COUNT` scan (never DescribeTable's stale ItemCount).
+pub async fn count(client: &Client, table: &str, segments: u32, prefix: &str, policy: &RetryPolicy) -> Result<u64> {
+    let total = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for segment in 0..segments {
+        let (client, table, policy, total) = (client.clone(), table.to_string(), policy.clone(), total.clone());
+        let prefix = prefix.to_string();
+        tasks.spawn(async move {
+            let mut start: Option<AvItem> = None;
+            loop {
+                let out = retrying(&policy, &format!("count scan of {table}"), || {
+                    client
+                        .scan()
+                        .table_name(&table)
+                        .segment(segment as i32)
+                        .total_segments(segments as i32)
+                        .select(Select::Count)
+                        .filter_expression("begins_with(#pk, :prefix)")
+                        .expression_attribute_names("#pk", "PK")
+                        .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+                        .set_exclusive_start_key(start.clone())
+                        .send()
+                })
+                .await?;
+                total.fetch_add(out.count() as u64, Ordering::Relaxed);
+                start = out.last_evaluated_key().cloned().filter(|k| !k.is_empty());
+                if start.is_none() {
+                    return Ok::<_, Error>(());
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| Error::Target(format!("count task: {e}")))??;
+    }
+    Ok(total.load(Ordering::Relaxed))
+}
+
+/// Gets up to [`MAX_BATCH_GET_KEYS`] items by key, retrying `UnprocessedKeys`;
+/// returns the items found (any order).
+pub async fn batch_get(client: &Client, table: &str, keys: Vec<AvItem>, policy: &RetryPolicy) -> Result<Vec<AvItem>> {
+    assert!(keys.len() <= MAX_BATCH_GET_KEYS);
+    let mut found = Vec::with_capacity(keys.len());
+    let mut pending = keys;
+    let mut rng = fastrand::Rng::new();
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(pending.clone()))
+            .consistent_read(true)
+            .build()
+            .expect("keys set");
+        let out = retrying(policy, &format!("batch get from {table}"), || {
+            client.batch_get_item().request_items(table, request.clone()).send()
+        })
+        .await?;
+        if let Some(items) = out.responses().and_then(|r| r.get(table)) {
+            found.extend(items.iter().cloned());
+        }
+        let left: Vec<AvItem> = out
+            .unprocessed_keys()
+            .and_then(|m| m.get(table))
+            .map(|k| k.keys().to_vec())
+            .unwrap_or_default();
+        if !left.is_empty() {
+            attempt += 1;
+            if left.len() < pending.len() {
+                attempt = 1;
+            }
+            if attempt > policy.max_retries {
+                return Err(Error::Target(format!(
+                    "batch get from {table}: {} keys still unprocessed after {} retries",
+                    left.len(),
+                    policy.max_retries
+                )));
+            }
+            tokio::time::sleep(policy.delay(attempt, &mut rng)).await;
+        }
+        pending = left;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn classification() {
+        assert_eq!(classify_code(Some("ProvisionedThroughputExceededException"), Some(400)), Class::Throttled);
+        assert_eq!(classify_code(Some("ThrottlingException"), Some(400)), Class::Throttled);
+        assert_eq!(classify_code(Some("RequestLimitExceeded"), Some(400)), Class::Throttled);
+        assert_eq!(classify_code(Some("InternalServerError"), Some(500)), Class::Transient);
+        assert_eq!(classify_code(None, Some(503)), Class::Transient);
+        assert_eq!(classify_code(Some("ValidationException"), Some(400)), Class::Terminal);
+        assert_eq!(classify_code(Some("ResourceNotFoundException"), Some(400)), Class::Terminal);
+        assert_eq!(classify_code(Some("AccessDeniedException"), Some(400)), Class::Terminal);
+    }
+
+    #[test]
+    fn backoff_is_capped_exponential_with_full_jitter() {
+        let p = RetryPolicy {
+            max_retries: 8,
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(1),
+            exponential: true,
+        };
+        assert_eq!(p.ceiling(1), Duration::from_millis(50));
+        assert_eq!(p.ceiling(2), Duration::from_millis(100));
+        assert_eq!(p.ceiling(5), Duration::from_millis(800));
+        assert_eq!(p.ceiling(6), Duration::from_secs(1));
+        assert_eq!(p.ceiling(60), Duration::from_secs(1));
+        let mut rng = fastrand::Rng::with_seed(7);
+        let waits: Vec<Duration> = (0..1000).map(|_| p.delay(3, &mut rng)).collect();
+        assert!(waits.iter().all(|w| *w <= Duration::from_millis(200)));
+        // full jitter spreads over the whole range, not just near the ceiling
+        assert!(waits.iter().any(|w| *w < Duration::from_millis(20)));
+        assert!(waits.iter().any(|w| *w > Duration::from_millis(180)));
+        let flat = RetryPolicy { exponential: false, ..p };
+        assert_eq!(flat.ceiling(5), Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retrying_backs_off_in_virtual_time_and_gives_up() {
+        // Virtual time: the waits are real sleeps, but the clock only jumps.
+        let p = RetryPolicy {
+            max_retries: 3,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(4),
+            exponential: true,
+        };
+        let timeout = || {
+            Err::<(), _>(SdkError::<aws_sdk_dynamodb::operation::scan::ScanError, ()>::timeout_error(
+                "attempt timed out",
+            ))
+        };
+        // Two timeouts then success: two waits, each within its ceiling.
+        let start = tokio::time::Instant::now();
+        let mut calls = 0;
+        retrying(&p, "scan", || {
+            calls += 1;
+            let r = if calls <= 2 { timeout() } else { Ok(()) };
+            async move { r }
+        })
+        .await
+        .unwrap();
+        assert_eq!(calls, 3);
+        assert!(tokio::time::Instant::now() - start <= Duration::from_secs(1 + 2));
+        // Always failing: max_retries retries, then a clear error.
+        let start = tokio::time::Instant::now();
+        let mut calls = 0;
+        let err = retrying(&p, "scan of T", || {
+            calls += 1;
+            async move { timeout() }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls, 4);
+        assert!(tokio::time::Instant::now() - start <= Duration::from_secs(1 + 2 + 4));
+        assert!(err.to_string().contains("scan of T"), "{err}");
+    }
+
+    #[test]
+    fn sizes_and_conversions() {
+        // parsed from text: the json! macro would pass numbers through f64
+        let item: Item = serde_json::from_str(r#"{"PK": "abc", "n": 1234.50, "m": {"a": "xy"}, "b": true}"#).unwrap();
+        // PK 2+3, n 1 + (6 digits→3)+1, m 1 + 3 + (1+1+2), b 1+1
+        assert_eq!(item_size(&item), 5 + 5 + 8 + 2);
+        let av = item_to_av(&item);
+        assert_eq!(av["n"], AttributeValue::N("1234.50".into()));
+        assert_eq!(Value::Object(item_from_av(&av)), Value::Object(item));
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("http://localhost:4566"));
+        assert!(is_loopback("http://127.0.0.1:4566/"));
+        assert!(!is_loopback("https://dynamodb.eu-south-1.amazonaws.com"));
+    }
+}

@@ -1,0 +1,104 @@
+//! What buyers and producers share: both are rows of `msg_anag` mapped to the
+//! same item shape (SPEC §5) under the same rules (SPEC §6).
+
+use serde_json::{Map, Value};
+
+use super::{Finding, MapContext, Row, Transformed, audit_times, item, n, s};
+use crate::mapping::{self, Email};
+
+/// How one kind of party differs from the other.
+pub struct PartyKind {
+    /// `buyer` or `producer`: the UUID name part and the PK prefix source.
+    pub id_kind: &'static str,
+    pub key_prefix: &'static str,
+    pub id_attribute: &'static str,
+    /// `buyerType` value for this row's `kind`, when the entity has one.
+    pub party_type: Option<&'static str>,
+    /// Whether a missing or invalid VAT number rejects the record.
+    pub vat_required: bool,
+}
+
+/// The columns every party query selects.
+pub const PARTY_COLUMNS: &str = "first_id, kind, name, vat_number, fiscal_code, address, city, \
+                                 province, zip, country, email, phone, created_at, updated_at";
+
+/// Maps a `msg_anag` row to a party item with its rule findings.
+pub fn map_party(row: &Row, ctx: &MapContext, kind: &PartyKind) -> Result<Transformed, String> {
+    let legacy_id = row.int("first_id")?;
+    let id = mapping::legacy_uuid(&ctx.namespace, kind.id_kind, legacy_id).to_string();
+    let mut findings = Vec::new();
+
+    let name = row.text("name").and_then(mapping::fold_spaces);
+    if name.is_none() {
+        findings.push(Finding::reject("missing_name", "name is blank or NULL"));
+    }
+
+    let vat = match row.text("vat_number").and_then(mapping::normalize_vat) {
+        None => {
+            if kind.vat_required {
+                findings.push(Finding::reject("invalid_vat", "VAT number is missing"));
+            }
+            None
+        }
+        Some(v) if mapping::vat_is_valid(&v) => Some(v),
+        Some(v) => {
+            let message = format!("VAT number {v:?} is not valid");
+            findings.push(if kind.vat_required {
+                Finding::reject("invalid_vat", message)
+            } else {
+                Finding::warning("invalid_vat", format!("{message}; left out"))
+            });
+            None
+        }
+    };
+
+    let email = match mapping::normalize_email(row.text("email")) {
+        Email::Absent => None,
+        Email::Valid(e) => Some(e),
+        Email::Invalid(raw) => {
+            findings.push(Finding::warning(
+                "invalid_email",
+                format!("e-mail {raw:?} is not an address; left out"),
+            ));
+            None
+        }
+    };
+
+    let upper = |c: &str| row.text(c).and_then(mapping::trimmed).map(|v| v.to_uppercase());
+    let mut address = Map::new();
+    for (key, value) in [
+        ("street", row.text("address").and_then(mapping::fold_spaces)),
+        ("city", row.text("city").and_then(mapping::fold_spaces)),
+        ("province", upper("province")),
+        ("zip", row.text("zip").and_then(mapping::trimmed)),
+        ("country", Some(upper("country").unwrap_or_else(|| "IT".into()))),
+    ] {
+        if let Some(v) = value {
+            address.insert(key.into(), Value::String(v));
+        }
+    }
+
+    let (created_at, updated_at) = audit_times(row, ctx)?;
+    let item = item([
+        ("PK", s(format!("{}{id}", kind.key_prefix))),
+        ("SK", s("METADATA")),
+        (kind.id_attribute, s(id)),
+        ("legacyId", n(&legacy_id.to_string())),
+        ("buyerType", kind.party_type.map(s).unwrap_or_default()),
+        ("companyName", name.map(Value::String)),
+        ("vatNumber", vat.map(Value::String)),
+        ("fiscalCode", upper("fiscal_code").map(Value::String)),
+        ("address", Some(Value::Object(address))),
+        ("email", email.map(Value::String)),
+        ("phone", row.text("phone").and_then(mapping::trimmed).map(Value::String)),
+        ("status", s("active")),
+        ("createdAt", s(created_at)),
+        ("updatedAt", s(updated_at)),
+        ("createdBy", s("migration@system")),
+    ]);
+    Ok(Transformed {
+        legacy_id,
+        item,
+        findings,
+    })
+}

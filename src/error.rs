@@ -1,0 +1,84 @@
+//! The library's typed errors and the exit status each one maps to.
+//!
+//! Every variant carries a message that says what went wrong and where (file,
+//! JSON path, table, entity), so the binary can print one clear line.
+
+use std::path::PathBuf;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop `migrate`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad command-line usage (exit 2).
+    #[error("{0}")]
+    Usage(String),
+
+    /// The configuration file is unreadable, malformed or invalid (exit 2).
+    #[error("configuration {path}: {message}")]
+    Config { path: PathBuf, message: String },
+
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An artifact is missing, truncated, edited or malformed.
+    #[error("artifact {}: {message}", path.display())]
+    Artifact { path: PathBuf, message: String },
+
+    /// The source database refused or failed.
+    #[error("PostgreSQL: {0}")]
+    Source(String),
+
+    /// DynamoDB refused or failed.
+    #[error("DynamoDB: {0}")]
+    Target(String),
+
+    /// The checkpoint is missing, corrupt, or forbids what was asked.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+
+    /// A phase was asked for an entity whose prerequisites have not run.
+    #[error("{0}")]
+    Dependency(String),
+
+    /// Items could not be written, or verification found differences.
+    #[error("{0}")]
+    Incomplete(String),
+
+    /// The operator interrupted the run (Ctrl-C); state was saved.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+}
+
+impl Error {
+    /// The process exit status for this error (SPEC §2: 2 for usage or
+    /// configuration, 1 for everything that failed while running).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::Config { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An artifact problem at `path`.
+    pub fn artifact(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Artifact {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

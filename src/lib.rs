@@ -1,0 +1,36 @@
+//! `migrate`: moves business entities from a legacy PostgreSQL database into
+//! Amazon DynamoDB in five phases — extract, transform, validate, load,
+//! verify — safely enough to run against production.
+//!
+//! A map of the modules:
+//! - [`cli`]: the command line; [`config`]: the configuration file, checked
+//!   against its JSON Schema and typed.
+//! - [`runner`]: which phases run for which entities, in what order, with
+//!   dependency checks and the [`checkpoint`]; `--resume` replays it.
+//! - [`phases`]: one module per phase; [`pipeline`]: concurrent batch writes.
+//! - [`entities`]: the entity contract, the registry, and one module per
+//!   entity; [`mapping`]: the pure value mappings they share.
+//! - [`artifact`]: JSON Lines with manifests and atomic writes;
+//!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
+//!   [`backup`]: backups and rollback.
+//! - [`report`], [`progress`], [`logging`]: what the operator sees.
+
+pub mod artifact;
+pub mod backup;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod dynamo;
+pub mod entities;
+pub mod error;
+pub mod logging;
+pub mod mapping;
+pub mod phases;
+pub mod pipeline;
+pub mod progress;
+pub mod report;
+pub mod runner;
+pub mod source;
+pub mod status;
+
+pub use error::{Error, Result};

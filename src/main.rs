@@ -1,0 +1,116 @@
+//! The `migrate` binary: parses the command line, loads the configuration,
+//! sets up logging and Ctrl-C, calls the library, prints the summary, and
+//! maps the outcome to the exit status (0 success, 1 failure or differences,
+//! 2 bad usage or configuration).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use migrate::checkpoint::Phase;
+use migrate::cli::{Cli, Command};
+use migrate::config::Config;
+use migrate::runner::{self, Request};
+use migrate::{Error, progress::Progress};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let common = &cli.common;
+    let data_dir_flag = common.data_dir.clone();
+    if let Some(Command::Status) = cli.command {
+        let dir = data_dir_flag.unwrap_or_else(|| PathBuf::from("data"));
+        print!("{}", migrate::status::render(&dir)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rollback = match cli.command {
+        Some(Command::Rollback { yes }) => Some(yes),
+        _ => None,
+    };
+    let phases = if cli.full {
+        Phase::ALL.to_vec()
+    } else if let Some(p) = cli.phase {
+        vec![p]
+    } else if cli.resume || rollback.is_some() {
+        Vec::new()
+    } else if cli.dry_run {
+        Phase::ALL.to_vec()
+    } else {
+        return Err(Error::Usage(
+            "say what to run: --full, --phase <extract|transform|validate|load|verify>, --resume, or a subcommand (status, rollback); see --help".into(),
+        ));
+    };
+
+    // Nothing is created or written before the configuration is known good.
+    let config = Config::load(&common.config)?;
+    let data_dir = data_dir_flag
+        .or_else(|| config.migration.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let progress = Progress::new(common.quiet);
+    let _guard = migrate::logging::init(Some(&data_dir), common.verbose, common.quiet, progress.multi().cloned())?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("Ctrl-C: finishing the requests in flight and saving the checkpoint (Ctrl-C again to abort)");
+            flag.store(true, Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+
+    if let Some(yes) = rollback {
+        let [entity] = cli.entities.as_slice() else {
+            return Err(Error::Usage("rollback takes exactly one --entity".into()));
+        };
+        let entity = migrate::entities::find(entity).expect("clap checked the name");
+        let report = migrate::backup::rollback_command(config, data_dir, progress, cancel, entity, yes).await?;
+        println!(
+            "rolled back {}: {} items deleted, {} restored (report: data/reports/rollback_report.json)",
+            report.table, report.deleted, report.restored
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let request = Request {
+        phases,
+        entities: cli.entities.clone(),
+        resume: cli.resume,
+        dry_run: cli.dry_run,
+    };
+    let started = std::time::Instant::now();
+    let outcome = runner::run(config, data_dir.clone(), request, progress, cancel).await;
+    let cp = migrate::checkpoint::Checkpoint::load(&data_dir).ok().flatten();
+    if let Some(cp) = &cp {
+        println!("{}", migrate::report::summary(cp));
+    }
+    let outcome = outcome?;
+    println!("took {:.1}s; reports in {}", started.elapsed().as_secs_f64(), data_dir.join("reports").display());
+    if outcome.problems.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &outcome.problems {
+            tracing::error!("{p}");
+            eprintln!("error: {p}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,328 @@
+//! Load: the validated artifact into DynamoDB. Backup first (once per run),
+//! then batches of at most 25 items with `concurrency` in flight, retries
+//! with backoff, and a checkpoint of how far the artifact is confirmed
+//! written (every entry before it written or recorded as failed), saved every
+//! two seconds. `--resume` starts from there; nothing is dropped silently:
+//! items that still fail go to `data/reports/failed/<entity>.jsonl`.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::artifact::{ArtifactReader, write_atomic};
+use crate::backup;
+use crate::checkpoint::{Checkpoint, Phase, Step};
+use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats, item_to_av, key_of};
+use crate::entities::{Entity, Item};
+use crate::error::{Error, Result};
+use crate::pipeline::{self, Batch, Control, Ended};
+use crate::report;
+use crate::runner::Ctx;
+
+const SAVE_EVERY: Duration = Duration::from_secs(2);
+
+/// Loads one entity.
+pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entity: &dyn Entity, step: &mut Step) -> Result<Vec<String>> {
+    let input = ctx.artifact(Phase::Validate, entity.name());
+    let manifest = ArtifactReader::verify(&input)?;
+    let resuming = step.confirmed.is_some();
+    if resuming && step.input_sha256.as_deref() != Some(manifest.sha256.as_str()) {
+        return Err(Error::Checkpoint(format!(
+            "{} changed since this load started (SHA-256 {} now, {} then): refusing to resume over it; \
+             start a new run instead",
+            input.display(),
+            manifest.sha256,
+            step.input_sha256.as_deref().unwrap_or("unknown")
+        )));
+    }
+    step.input_sha256 = Some(manifest.sha256.clone());
+    step.records_in = manifest.records;
+    let start = step.confirmed.unwrap_or(0);
+    let table = ctx.table(entity)?.to_string();
+    let client = ctx.dynamo().await.clone();
+    let policy = RetryPolicy::from_config(&ctx.config.migration);
+
+    // The failed file holds only entries the checkpoint has settled.
+    let failed_path = ctx.report(&format!("failed/{}.jsonl", entity.name()));
+    keep_failed_before(&failed_path, start)?;
+    if !resuming {
+        step.written = Some(0);
+        step.failed = Some(0);
+        step.counts = Some(WriteCounts::default());
+    }
+
+    if ctx.config.migration.backup_before_load && step.backup.is_none() {
+        let info = backup::take(ctx, &client, &table, &policy).await?;
+        step.backup = Some(info);
+    }
+    step.confirmed = Some(start);
+    cp.put(entity.name(), Phase::Load, step.clone())?;
+    if start > 0 {
+        tracing::info!("resuming the load of {} at item {start} of {}", entity.name(), manifest.records);
+    }
+
+    let bar = ctx.progress.bar(entity.name(), "load", Some(manifest.records));
+    bar.set_position(start);
+    let batch_size = ctx.config.migration.batch_size;
+    let (tx, rx) = mpsc::channel::<Batch>(ctx.config.migration.concurrency * 4);
+    let reader_path = input.clone();
+    let reader = std::thread::spawn(move || read_batches(&reader_path, start, batch_size, tx));
+
+    let stats = Arc::new(WriteStats::default());
+    let base_counts = step.counts.unwrap_or_default();
+    let mut settled: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
+    let mut watermark = start;
+    let mut failed_file = open_append(&failed_path)?;
+    let mut io_error: Option<Error> = None;
+    let mut last_save = Instant::now();
+    let mut any_failed = false;
+    let continue_on_error = ctx.config.migration.continue_on_error;
+    let cancelled = || ctx.cancelled();
+    let mut written_total = step.written.unwrap_or(0);
+    let mut failed_total = step.failed.unwrap_or(0);
+
+    let ended = pipeline::run(
+        &client,
+        &table,
+        &policy,
+        ctx.config.migration.concurrency,
+        ctx.config.migration.batch_delay,
+        stats.clone(),
+        rx,
+        &cancelled,
+        |done| {
+            for (index, error) in &done.outcome.failed {
+                any_failed = true;
+                let line = json!({"index": index, "table": table, "error": error});
+                if let Err(e) = writeln!(failed_file, "{line}").and_then(|_| failed_file.sync_data()) {
+                    io_error = Some(Error::io(&failed_path, e));
+                }
+            }
+            let failed = done.outcome.failed.len() as u64;
+            settled.insert(done.first, (done.len, done.outcome.written, failed));
+            while let Some((len, w, f)) = settled.remove(&watermark) {
+                watermark += len;
+                written_total += w;
+                failed_total += f;
+            }
+            bar.inc(done.len);
+            let c = stats.counts();
+            bar.set_errors(
+                failed_total + failed,
+                format!("throttled {} 5xx {} retries {}", c.throttled, c.server_errors, c.retries),
+            );
+            if last_save.elapsed() >= SAVE_EVERY {
+                last_save = Instant::now();
+                step.confirmed = Some(watermark);
+                step.written = Some(written_total);
+                step.failed = Some(failed_total);
+                step.counts = Some(base_counts + stats.counts());
+                if let Err(e) = cp.put(entity.name(), Phase::Load, step.clone()) {
+                    io_error = Some(e);
+                }
+            }
+            if io_error.is_some() || (any_failed && !continue_on_error) {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        },
+    )
+    .await;
+    let read_result = reader.join().unwrap_or_else(|_| Err(Error::Incomplete("the artifact reader panicked".into())));
+    bar.finish();
+
+    step.confirmed = Some(watermark);
+    step.written = Some(written_total);
+    step.failed = Some(failed_total);
+    step.counts = Some(base_counts + stats.counts());
+    step.records_out = written_total;
+    step.rejected = failed_total;
+    let c = step.counts.unwrap_or_default();
+    step.reasons = [("throttled", c.throttled), ("server_errors", c.server_errors), ("retries", c.retries)]
+        .into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    cp.put(entity.name(), Phase::Load, step.clone())?;
+    if let Some(e) = io_error {
+        return Err(e);
+    }
+    write_report(ctx, entity, &table, step, &failed_path)?;
+
+    let complete = watermark == manifest.records;
+    match ended {
+        Ended::Terminal(t) => Err(Error::Target(t.message)),
+        _ if ctx.cancelled() => Err(Error::Interrupted(format!(
+            "load of {} stopped at item {watermark} of {}; the checkpoint is saved: run `migrate --resume` to finish",
+            entity.name(),
+            manifest.records
+        ))),
+        Ended::Stopped if any_failed && !continue_on_error => {
+            enrich_failed(&failed_path, &input)?;
+            Err(Error::Incomplete(format!(
+                "load of {} stopped at the first item that could not be written (continueOnError is false); \
+                 see {}",
+                entity.name(),
+                failed_path.display()
+            )))
+        }
+        _ => {
+            read_result?;
+            if !complete {
+                return Err(Error::Incomplete(format!(
+                    "load of {} ended at item {watermark} of {}",
+                    entity.name(),
+                    manifest.records
+                )));
+            }
+            if failed_total > 0 {
+                enrich_failed(&failed_path, &input)?;
+                Ok(vec![format!(
+                    "{}: {failed_total} item(s) could not be written; see {}",
+                    entity.name(),
+                    failed_path.display()
+                )])
+            } else {
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+fn write_report(ctx: &Ctx, entity: &dyn Entity, table: &str, step: &Step, failed_path: &Path) -> Result<()> {
+    report::update(
+        &ctx.report("load_report.json"),
+        &ctx.run_id,
+        entity.name(),
+        json!({
+            "table": table,
+            "items": step.records_in,
+            "confirmed": step.confirmed,
+            "written": step.written,
+            "failed": step.failed,
+            "failedFile": failed_path,
+            "requests": step.counts.map(|c| c.requests),
+            "throttled": step.counts.map(|c| c.throttled),
+            "serverErrors": step.counts.map(|c| c.server_errors),
+            "unprocessedItems": step.counts.map(|c| c.unprocessed_items),
+            "retries": step.counts.map(|c| c.retries),
+            "retryWaitMs": step.counts.map(|c| c.wait_ms),
+            "seconds": step.elapsed_secs(),
+            "backup": step.backup,
+        }),
+    )
+}
+
+/// Streams the validated artifact from item `start` as batches.
+fn read_batches(path: &Path, start: u64, batch_size: usize, tx: mpsc::Sender<Batch>) -> Result<()> {
+    let mut reader = ArtifactReader::open(path)?;
+    let mut buf = String::new();
+    let mut index = 0u64;
+    let mut batch = Batch {
+        first: start,
+        writes: Vec::with_capacity(batch_size),
+    };
+    while reader.next_line(&mut buf)? {
+        if index >= start {
+            let item: Item = serde_json::from_str(&buf)
+                .map_err(|e| Error::artifact(path, format!("line {}: {e}", index + 1)))?;
+            batch.writes.push((index, Write::Put(item_to_av(&item))));
+            if batch.writes.len() == batch_size {
+                let next = Batch {
+                    first: index + 1,
+                    writes: Vec::with_capacity(batch_size),
+                };
+                if tx.blocking_send(std::mem::replace(&mut batch, next)).is_err() {
+                    return Ok(()); // the pipeline stopped
+                }
+            }
+        }
+        index += 1;
+    }
+    if !batch.writes.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
+    Ok(())
+}
+
+fn open_append(path: &Path) -> Result<std::fs::File> {
+    if let Some(parent) = path.parent() {
+        crate::artifact::create_private_dir(parent)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Keeps only the failed entries with index below `start` (a fresh load
+/// starts an empty file; a resumed one drops entries it will retry).
+fn keep_failed_before(path: &Path, start: u64) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut kept = Vec::new();
+    if start > 0 {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        for line in BufReader::new(f).lines() {
+            let line = line.map_err(|e| Error::io(path, e))?;
+            let index = serde_json::from_str::<Value>(&line)
+                .ok()
+                .and_then(|v| v.get("index").and_then(Value::as_u64));
+            if index.is_some_and(|i| i < start) {
+                kept.extend_from_slice(line.as_bytes());
+                kept.push(b'\n');
+            }
+        }
+    }
+    write_atomic(path, &kept)
+}
+
+/// Adds each failed entry's key, legacy id and item from the artifact, so the
+/// failed file stands on its own.
+fn enrich_failed(failed_path: &Path, artifact: &Path) -> Result<()> {
+    let f = std::fs::File::open(failed_path).map_err(|e| Error::io(failed_path, e))?;
+    let mut entries: BTreeMap<u64, Value> = BTreeMap::new();
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(|e| Error::io(failed_path, e))?;
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && let Some(i) = v.get("index").and_then(Value::as_u64)
+        {
+            entries.insert(i, v);
+        }
+    }
+    if entries.is_empty() || entries.values().all(|v| v.get("item").is_some()) {
+        return Ok(());
+    }
+    let mut reader = ArtifactReader::open(artifact)?;
+    let mut buf = String::new();
+    let mut index = 0u64;
+    let last = *entries.keys().last().expect("not empty");
+    while index <= last && reader.next_line(&mut buf)? {
+        if let Some(entry) = entries.get_mut(&index) {
+            let item: Item = serde_json::from_str(&buf).unwrap_or_default();
+            let (pk, sk) = key_of(&item);
+            entry["PK"] = Value::String(pk);
+            entry["SK"] = Value::String(sk);
+            entry["legacyId"] = item.get("legacyId").cloned().unwrap_or(Value::Null);
+            entry["item"] = Value::Object(item);
+        }
+        index += 1;
+    }
+    let mut out = Vec::new();
+    for v in entries.values() {
+        out.extend_from_slice(v.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    write_atomic(failed_path, &out)
+}

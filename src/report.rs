@@ -1,0 +1,96 @@
+//! Reports under `data/reports/`: the JSON reports each phase updates per
+//! entity (atomically), and the one-screen summary printed after every run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::artifact::{read_json, write_json_atomic};
+use crate::checkpoint::{Checkpoint, Phase, State};
+use crate::error::Result;
+
+/// Sets `entity`'s section of the report at `path`, keeping the others.
+pub fn update(path: &Path, run_id: &str, entity: &str, section: Value) -> Result<()> {
+    let mut report: Map<String, Value> = if path.exists() {
+        read_json(path).unwrap_or_default()
+    } else {
+        Map::new()
+    };
+    report.insert("runId".into(), Value::String(run_id.into()));
+    report.insert(
+        "updatedAt".into(),
+        Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
+    let entities = report
+        .entry("entities")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(m) = entities {
+        m.insert(entity.into(), section);
+    }
+    write_json_atomic(path, &report)
+}
+
+/// The summary table of the steps this run touched.
+pub fn summary(cp: &Checkpoint) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\nmigrate run {} — summary", cp.run_id);
+    let _ = writeln!(
+        out,
+        "{:<10} {:<9} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "entity", "phase", "state", "in", "out", "rejected", "warnings", "time"
+    );
+    let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entity in &cp.plan.entities {
+        for phase in Phase::ALL {
+            let Some(step) = cp.step(entity, phase) else { continue };
+            if step.run_id != cp.run_id {
+                continue;
+            }
+            let state = match step.state {
+                State::Done => "done",
+                State::Running => "running",
+                State::Failed => "FAILED",
+                State::Interrupted => "interrupted",
+            };
+            let _ = writeln!(
+                out,
+                "{:<10} {:<9} {:<11} {:>9} {:>9} {:>9} {:>9} {:>8.1}s",
+                entity,
+                phase.as_str(),
+                state,
+                step.records_in,
+                step.records_out,
+                step.rejected,
+                step.warnings,
+                step.elapsed_secs()
+            );
+            if !step.reasons.is_empty() {
+                let list = step
+                    .reasons
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                reasons
+                    .entry(format!("{entity} {}", phase.as_str()))
+                    .or_default()
+                    .push(list);
+            }
+            if let Some(err) = &step.error {
+                reasons
+                    .entry(format!("{entity} {}", phase.as_str()))
+                    .or_default()
+                    .push(format!("error: {err}"));
+            }
+        }
+    }
+    if !reasons.is_empty() {
+        let _ = writeln!(out, "\nby reason:");
+        for (k, v) in reasons {
+            let _ = writeln!(out, "  {k}: {}", v.join("; "));
+        }
+    }
+    out
+}

@@ -1,0 +1,279 @@
+//! The phase runner: decides what runs in which order, checks dependencies
+//! between entities and phases, opens the one source snapshot and the one
+//! DynamoDB client, records every step in the checkpoint, and replays the
+//! last command on `--resume`. It knows no entity by name: everything entity
+//! specific comes through the [`Entity`] trait.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
+
+use crate::checkpoint::{Checkpoint, Phase, Plan, State, Step};
+use crate::config::Config;
+use crate::entities::{self, Entity};
+use crate::error::{Error, Result};
+use crate::phases;
+use crate::progress::Progress;
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub phases: Vec<Phase>,
+    /// Empty means every registered entity.
+    pub entities: Vec<String>,
+    pub resume: bool,
+    pub dry_run: bool,
+}
+
+/// Everything a phase needs.
+pub struct Ctx {
+    pub config: Config,
+    pub data_dir: PathBuf,
+    pub progress: Progress,
+    pub cancel: Arc<AtomicBool>,
+    pub run_id: String,
+    pub run_started_at: DateTime<Utc>,
+    pub dry_run: bool,
+    /// `--resume`: a load continues from its confirmed position.
+    pub resume: bool,
+    dynamo: OnceCell<aws_sdk_dynamodb::Client>,
+}
+
+impl Ctx {
+    /// A context outside a run (rollback).
+    pub fn standalone(config: Config, data_dir: PathBuf, progress: Progress, cancel: Arc<AtomicBool>, run_id: String) -> Ctx {
+        Ctx {
+            config,
+            data_dir,
+            progress,
+            cancel,
+            run_id,
+            run_started_at: Utc::now(),
+            dry_run: false,
+            resume: false,
+            dynamo: OnceCell::new(),
+        }
+    }
+
+    /// The run's DynamoDB client, built on first use.
+    pub async fn dynamo(&self) -> &aws_sdk_dynamodb::Client {
+        self.dynamo
+            .get_or_init(|| crate::dynamo::client(&self.config.target, &self.config.migration))
+            .await
+    }
+
+    /// The table configured for `entity`.
+    pub fn table(&self, entity: &dyn Entity) -> Result<&str> {
+        self.config.target.table_for(entity.name(), &self.config.path)
+    }
+
+    /// `data/<dir>/<entity>.jsonl`.
+    pub fn artifact(&self, phase: Phase, entity: &str) -> PathBuf {
+        artifact_path(&self.data_dir, phase, entity)
+    }
+
+    /// `data/reports/<name>`.
+    pub fn report(&self, name: &str) -> PathBuf {
+        self.data_dir.join("reports").join(name)
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// The artifact a phase writes for an entity.
+pub fn artifact_path(data_dir: &Path, phase: Phase, entity: &str) -> PathBuf {
+    data_dir
+        .join(phase.artifact_dir().unwrap_or("reports"))
+        .join(format!("{entity}.jsonl"))
+}
+
+/// The outcome of a command.
+pub struct Outcome {
+    pub checkpoint: Checkpoint,
+    /// Non-fatal problems that still make the exit status 1 (failed items,
+    /// verification differences).
+    pub problems: Vec<String>,
+}
+
+/// Resolves entity names to registered entities, in dependency order.
+pub fn resolve_entities(names: &[String]) -> Result<Vec<&'static dyn Entity>> {
+    let all = entities::registry();
+    if names.is_empty() {
+        return Ok(all.to_vec());
+    }
+    for n in names {
+        if entities::find(n).is_none() {
+            return Err(Error::Usage(format!(
+                "unknown entity {n:?}; valid entities: {}",
+                entities::names().join(", ")
+            )));
+        }
+    }
+    Ok(all.iter().copied().filter(|e| names.iter().any(|n| n == e.name())).collect())
+}
+
+/// Runs a command: a new run, or the resumption of the last one.
+pub async fn run(config: Config, data_dir: PathBuf, request: Request, progress: Progress, cancel: Arc<AtomicBool>) -> Result<Outcome> {
+    crate::artifact::create_private_dir(&data_dir)?;
+    let previous = Checkpoint::load(&data_dir)?;
+    let mut cp = if request.resume {
+        let cp = previous.ok_or_else(|| {
+            Error::Checkpoint(format!("nothing to resume: {} has no checkpoint", data_dir.display()))
+        })?;
+        if cp.finished {
+            return Err(Error::Checkpoint(format!(
+                "nothing to resume: run {} finished; start a new one",
+                cp.run_id
+            )));
+        }
+        tracing::info!(run_id = %cp.run_id, "resuming run: phases {:?}, entities {:?}", cp.plan.phases, cp.plan.entities);
+        cp
+    } else {
+        let entities = resolve_entities(&request.entities)?;
+        let plan = Plan {
+            phases: request.phases.clone(),
+            entities: entities.iter().map(|e| e.name().to_string()).collect(),
+        };
+        Checkpoint::new_run(&data_dir, plan, previous)
+    };
+    cp.save()?;
+    let entity_list = resolve_entities(&cp.plan.entities)?;
+    let dry_run = request.dry_run || config.migration.dry_run;
+    let ctx = Ctx {
+        config,
+        data_dir,
+        progress,
+        cancel,
+        run_id: cp.run_id.clone(),
+        run_started_at: cp.started_at,
+        dry_run,
+        resume: request.resume,
+        dynamo: OnceCell::new(),
+    };
+    let span = tracing::info_span!("run", run_id = %ctx.run_id);
+    let _guard = span.enter();
+    let mut problems = Vec::new();
+    let phases = cp.plan.phases.clone();
+
+    // Fail before any work when a table the command will need is missing.
+    let needs_target = dry_run || phases.iter().any(|p| matches!(p, Phase::Load | Phase::Verify));
+    if needs_target {
+        let policy = crate::dynamo::RetryPolicy::from_config(&ctx.config.migration);
+        for e in &entity_list {
+            let table = ctx.table(*e)?.to_string();
+            crate::dynamo::check_table(ctx.dynamo().await, &table, &policy).await?;
+        }
+        tracing::info!("target tables checked: {}", entity_list.len());
+    }
+
+    for phase in phases {
+        if dry_run && matches!(phase, Phase::Load | Phase::Verify) {
+            continue;
+        }
+        let todo: Vec<&'static dyn Entity> = entity_list
+            .iter()
+            .copied()
+            .filter(|e| !(ctx.resume && cp.is_done(e.name(), phase) && cp.step(e.name(), phase).is_some_and(|s| s.run_id == cp.run_id)))
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        for e in &todo {
+            check_dependencies(&cp, &cp.plan.clone(), *e, phase)?;
+        }
+        let result = match phase {
+            // One snapshot: a resumed extract reads every entity again.
+            Phase::Extract => phases::extract::run(&ctx, &mut cp, &entity_list).await,
+            _ => {
+                let mut r = Ok(());
+                for e in &todo {
+                    r = run_step(&ctx, &mut cp, *e, phase, &mut problems).await;
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            }
+        };
+        result?;
+    }
+    if dry_run {
+        phases::plan::print(&ctx, &entity_list).await?;
+    }
+    cp.finished = true;
+    cp.save()?;
+    Ok(Outcome {
+        checkpoint: cp,
+        problems,
+    })
+}
+
+async fn run_step(ctx: &Ctx, cp: &mut Checkpoint, entity: &'static dyn Entity, phase: Phase, problems: &mut Vec<String>) -> Result<()> {
+    let span = tracing::info_span!("phase", entity = entity.name(), phase = phase.as_str());
+    let _guard = span.enter();
+    let previous = cp.step(entity.name(), phase).cloned();
+    let mut step = Step::start(&ctx.run_id);
+    if phase == Phase::Load && ctx.resume && previous.as_ref().is_some_and(|p| p.run_id == ctx.run_id) {
+        // Continue this run's load where it was confirmed.
+        step = previous.clone().expect("checked");
+        step.state = State::Running;
+        step.error = None;
+    }
+    cp.put(entity.name(), phase, step.clone())?;
+    let result = match phase {
+        Phase::Transform => phases::transform::run(ctx, entity, &mut step).await,
+        Phase::Validate => phases::validate::run(ctx, entity, &mut step).await,
+        Phase::Load => phases::load::run(ctx, cp, entity, &mut step).await,
+        Phase::Verify => phases::verify::run(ctx, entity, &mut step).await,
+        Phase::Extract => unreachable!("extract runs for all entities at once"),
+    };
+    step.finished_at = Some(Utc::now());
+    match result {
+        Ok(found) => {
+            step.state = State::Done;
+            cp.put(entity.name(), phase, step)?;
+            problems.extend(found);
+            Ok(())
+        }
+        Err(e) => {
+            step.state = if matches!(e, Error::Interrupted(_)) { State::Interrupted } else { State::Failed };
+            step.error = Some(e.to_string());
+            cp.put(entity.name(), phase, step)?;
+            Err(e)
+        }
+    }
+}
+
+/// Refuses to run `phase` of `entity` before what it needs.
+fn check_dependencies(cp: &Checkpoint, plan: &Plan, entity: &dyn Entity, phase: Phase) -> Result<()> {
+    let needs = |dep: &str, dep_phase: Phase| -> Result<()> {
+        let planned_now = plan.phases.contains(&dep_phase) && plan.entities.iter().any(|e| e == dep);
+        if planned_now || cp.is_done(dep, dep_phase) {
+            Ok(())
+        } else {
+            Err(Error::Dependency(format!(
+                "{} {phase} needs {dep} {dep_phase} first: run `migrate --phase {dep_phase} --entity {dep}`",
+                entity.name()
+            )))
+        }
+    };
+    if let Some(prev) = match phase {
+        Phase::Transform => Some(Phase::Extract),
+        Phase::Validate => Some(Phase::Transform),
+        Phase::Load => Some(Phase::Validate),
+        Phase::Extract | Phase::Verify => None,
+    } {
+        needs(entity.name(), prev)?;
+    }
+    if matches!(phase, Phase::Validate | Phase::Load) {
+        for dep in entity.dependencies() {
+            needs(dep, phase)?;
+        }
+    }
+    Ok(())
+}
