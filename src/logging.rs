@@ -54,6 +54,7 @@ pub fn init(
     let console = tracing_subscriber::fmt::layer()
         .with_writer(Console(multi))
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .compact()
         .with_filter(console_filter);
     let (file_layer, guard) = match data_dir {
