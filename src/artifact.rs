@@ -98,7 +98,8 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Reads a JSON file written by [`write_json_atomic`].
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::artifact(path, format!("not valid JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::artifact(path, format!("not valid JSON: {e}")))
 }
 
 struct Hashing<W> {
@@ -154,15 +155,21 @@ impl ArtifactWriter {
     pub fn write<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<()> {
         serde_json::to_writer(&mut self.out, record)
             .map_err(|e| Error::io(&self.tmp, io::Error::other(e)))?;
-        self.out.write_all(b"\n").map_err(|e| Error::io(&self.tmp, e))?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| Error::io(&self.tmp, e))?;
         self.records += 1;
         Ok(())
     }
 
     /// Appends one line that is already JSON (without its newline).
     pub fn write_raw_line(&mut self, line: &[u8]) -> Result<()> {
-        self.out.write_all(line).map_err(|e| Error::io(&self.tmp, e))?;
-        self.out.write_all(b"\n").map_err(|e| Error::io(&self.tmp, e))?;
+        self.out
+            .write_all(line)
+            .map_err(|e| Error::io(&self.tmp, e))?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| Error::io(&self.tmp, e))?;
         self.records += 1;
         Ok(())
     }
@@ -183,12 +190,22 @@ impl ArtifactWriter {
             phase,
             entity,
         } = self;
-        let Hashing { inner, hasher, bytes } = out;
-        let file = inner.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        let Hashing {
+            inner,
+            hasher,
+            bytes,
+        } = out;
+        let file = inner
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         drop(file);
         let manifest = Manifest {
-            file: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            file: path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
             records,
             bytes,
             sha256: hex(&hasher.finalize()),
@@ -241,10 +258,16 @@ impl ArtifactReader {
     pub fn verify(path: &Path) -> Result<Manifest> {
         let mpath = manifest_path(path);
         if !path.exists() {
-            return Err(Error::artifact(path, "does not exist (has the phase that writes it run?)"));
+            return Err(Error::artifact(
+                path,
+                "does not exist (has the phase that writes it run?)",
+            ));
         }
         let manifest: Manifest = read_json(&mpath).map_err(|_| {
-            Error::artifact(path, format!("its manifest {} is missing or unreadable", mpath.display()))
+            Error::artifact(
+                path,
+                format!("its manifest {} is missing or unreadable", mpath.display()),
+            )
         })?;
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut hasher = Sha256::new();
@@ -307,12 +330,18 @@ impl ArtifactReader {
     }
 
     /// Reads and parses the next record; `None` at the end.
-    pub fn next_record<T: for<'de> Deserialize<'de>>(&mut self, buf: &mut String) -> Result<Option<T>> {
+    pub fn next_record<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        buf: &mut String,
+    ) -> Result<Option<T>> {
         if !self.next_line(buf)? {
             return Ok(None);
         }
         serde_json::from_str(buf).map(Some).map_err(|e| {
-            Error::artifact(&self.path, format!("line {}: not a valid record: {e}", self.line_no))
+            Error::artifact(
+                &self.path,
+                format!("line {}: not a valid record: {e}", self.line_no),
+            )
         })
     }
 
@@ -348,7 +377,10 @@ mod tests {
         let m = w.finish().unwrap();
         assert_eq!(m.records, 2);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let mut r = ArtifactReader::open(&p).unwrap();
         let mut buf = String::new();
         let v: serde_json::Value = r.next_record(&mut buf).unwrap().unwrap();
@@ -369,13 +401,28 @@ mod tests {
         w.finish().unwrap();
         let full = fs::read(&p).unwrap();
         fs::write(&p, &full[..full.len() - 5]).unwrap();
-        assert!(ArtifactReader::open(&p).unwrap_err().to_string().contains("truncated"));
+        assert!(
+            ArtifactReader::open(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
         let mut edited = full.clone();
         edited[3] = b'j';
         fs::write(&p, &edited).unwrap();
-        assert!(ArtifactReader::open(&p).unwrap_err().to_string().contains("SHA-256"));
+        assert!(
+            ArtifactReader::open(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("SHA-256")
+        );
         fs::remove_file(manifest_path(&p)).unwrap();
-        assert!(ArtifactReader::open(&p).unwrap_err().to_string().contains("manifest"));
+        assert!(
+            ArtifactReader::open(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("manifest")
+        );
         fs::remove_dir_all(d).unwrap();
     }
 }

@@ -26,11 +26,26 @@ use crate::pipeline::{self, Batch, Control, Ended};
 use crate::runner::{Ctx, artifact_path};
 
 /// Exports `table` and requests an on-demand backup where supported.
-pub async fn take(ctx: &Ctx, client: &Client, table: &str, policy: &RetryPolicy) -> Result<BackupInfo> {
-    let path = ctx.data_dir.join("backups").join(format!("{table}-{}.jsonl", ctx.run_id));
+pub async fn take(
+    ctx: &Ctx,
+    client: &Client,
+    table: &str,
+    policy: &RetryPolicy,
+) -> Result<BackupInfo> {
+    let path = ctx
+        .data_dir
+        .join("backups")
+        .join(format!("{table}-{}.jsonl", ctx.run_id));
     let mut writer = ArtifactWriter::create(&path, &ctx.run_id, "backup", table)?;
     let bar = ctx.progress.bar(table, "backup", None);
-    let mut pages = dynamo::scan(client, table, ctx.config.migration.scan_segments, None, false, policy);
+    let mut pages = dynamo::scan(
+        client,
+        table,
+        ctx.config.migration.scan_segments,
+        None,
+        false,
+        policy,
+    );
     while let Some(page) = pages.recv().await {
         let page = page?;
         for item in &page {
@@ -96,11 +111,18 @@ pub async fn rollback_command(
 
 /// Puts `entity`'s table back as it was before the last load.
 pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, yes: bool) -> Result<RollbackReport> {
-    let cp = Checkpoint::load(&ctx.data_dir)?
-        .ok_or_else(|| Error::Checkpoint(format!("{} has no checkpoint: nothing was loaded", ctx.data_dir.display())))?;
-    let step = cp
-        .step(entity.name(), Phase::Load)
-        .ok_or_else(|| Error::Checkpoint(format!("{} was never loaded from this data directory", entity.name())))?;
+    let cp = Checkpoint::load(&ctx.data_dir)?.ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "{} has no checkpoint: nothing was loaded",
+            ctx.data_dir.display()
+        ))
+    })?;
+    let step = cp.step(entity.name(), Phase::Load).ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "{} was never loaded from this data directory",
+            entity.name()
+        ))
+    })?;
     let backup = step.backup.clone().ok_or_else(|| {
         Error::Checkpoint(format!(
             "the last load of {} took no backup (backupBeforeLoad was false): cannot roll back",
@@ -132,9 +154,13 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, yes: bool) -> Result<Rollb
             backup.path.display()
         );
         let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).map_err(|e| Error::io("stdin", e))?;
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| Error::io("stdin", e))?;
         if answer.trim() != "yes" {
-            return Err(Error::Usage("rollback not confirmed; nothing changed".into()));
+            return Err(Error::Usage(
+                "rollback not confirmed; nothing changed".into(),
+            ));
         }
     }
 
@@ -153,13 +179,19 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, yes: bool) -> Result<Rollb
         stream_writes(&path, batch_size, tx, |item| {
             let (pk, sk) = key_of(item);
             (!b.contains(&key_hash(&pk, &sk))).then(|| {
-                let key: Item = item.iter().filter(|(k, _)| *k == "PK" || *k == "SK").map(|(k, v)| (k.clone(), v.clone())).collect();
+                let key: Item = item
+                    .iter()
+                    .filter(|(k, _)| *k == "PK" || *k == "SK")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 Write::Delete(item_to_av(&key))
             })
         })
     });
     let (deleted, failed_d) = drain(ctx, &client, &table, &policy, rx).await?;
-    reader.join().map_err(|_| Error::Incomplete("reader panicked".into()))??;
+    reader
+        .join()
+        .map_err(|_| Error::Incomplete("reader panicked".into()))??;
 
     // Restores: items of the backup whose key the load wrote.
     let (tx, rx) = mpsc::channel(16);
@@ -169,11 +201,14 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, yes: bool) -> Result<Rollb
     let reader = std::thread::spawn(move || {
         stream_writes(&path, batch_size, tx, |item| {
             let (pk, sk) = key_of(item);
-            l.contains(&key_hash(&pk, &sk)).then(|| Write::Put(item_to_av(item)))
+            l.contains(&key_hash(&pk, &sk))
+                .then(|| Write::Put(item_to_av(item)))
         })
     });
     let (restored, failed_r) = drain(ctx, &client, &table, &policy, rx).await?;
-    reader.join().map_err(|_| Error::Incomplete("reader panicked".into()))??;
+    reader
+        .join()
+        .map_err(|_| Error::Incomplete("reader panicked".into()))??;
 
     let report = RollbackReport {
         entity: entity.name().into(),
@@ -220,14 +255,23 @@ fn stream_writes(
     let mut reader = ArtifactReader::open(path)?;
     let mut buf = String::new();
     let mut index = 0;
-    let mut batch = Batch { first: 0, writes: Vec::new() };
+    let mut batch = Batch {
+        first: 0,
+        writes: Vec::new(),
+    };
     while let Some(item) = reader.next_record::<Item>(&mut buf)? {
         if let Some(w) = pick(&item) {
             batch.writes.push((index, w));
             index += 1;
             if batch.writes.len() == batch_size {
-                let next = Batch { first: index, writes: Vec::new() };
-                if tx.blocking_send(std::mem::replace(&mut batch, next)).is_err() {
+                let next = Batch {
+                    first: index,
+                    writes: Vec::new(),
+                };
+                if tx
+                    .blocking_send(std::mem::replace(&mut batch, next))
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
@@ -239,7 +283,13 @@ fn stream_writes(
     Ok(())
 }
 
-async fn drain(ctx: &Ctx, client: &Client, table: &str, policy: &RetryPolicy, rx: mpsc::Receiver<Batch>) -> Result<(u64, u64)> {
+async fn drain(
+    ctx: &Ctx,
+    client: &Client,
+    table: &str,
+    policy: &RetryPolicy,
+    rx: mpsc::Receiver<Batch>,
+) -> Result<(u64, u64)> {
     let (mut ok, mut failed) = (0, 0);
     let ended = pipeline::run(
         client,

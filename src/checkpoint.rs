@@ -16,7 +16,19 @@ use crate::dynamo::WriteCounts;
 use crate::error::{Error, Result};
 
 /// The five phases, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Extract,
@@ -27,7 +39,13 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [Phase::Extract, Phase::Transform, Phase::Validate, Phase::Load, Phase::Verify];
+    pub const ALL: [Phase; 5] = [
+        Phase::Extract,
+        Phase::Transform,
+        Phase::Validate,
+        Phase::Load,
+        Phase::Verify,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -197,7 +215,11 @@ impl Checkpoint {
         let mut cp: Checkpoint = read_json(&path)
             .map_err(|e| Error::Checkpoint(format!("{} is unreadable: {e}", path.display())))?;
         if cp.version != 1 {
-            return Err(Error::Checkpoint(format!("{}: unknown version {}", path.display(), cp.version)));
+            return Err(Error::Checkpoint(format!(
+                "{}: unknown version {}",
+                path.display(),
+                cp.version
+            )));
         }
         cp.path = path;
         Ok(Some(cp))
@@ -218,19 +240,27 @@ impl Checkpoint {
 
     /// Records `step` and saves.
     pub fn put(&mut self, entity: &str, phase: Phase, step: Step) -> Result<()> {
-        self.entities.entry(entity.to_string()).or_default().insert(phase, step);
+        self.entities
+            .entry(entity.to_string())
+            .or_default()
+            .insert(phase, step);
         self.save()
     }
 
     /// Whether `phase` of `entity` finished.
     pub fn is_done(&self, entity: &str, phase: Phase) -> bool {
-        self.step(entity, phase).is_some_and(|s| s.state == State::Done)
+        self.step(entity, phase)
+            .is_some_and(|s| s.state == State::Done)
     }
 }
 
 fn new_run_id() -> String {
     let now = Utc::now();
-    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..6])
+    format!(
+        "{}-{}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
 }
 
 #[cfg(test)]
@@ -253,7 +283,10 @@ mod tests {
         step.confirmed = Some(50);
         cp.put("buyers", Phase::Load, step).unwrap();
         let back = Checkpoint::load(&dir).unwrap().unwrap();
-        assert_eq!(back.step("buyers", Phase::Load).unwrap().confirmed, Some(50));
+        assert_eq!(
+            back.step("buyers", Phase::Load).unwrap().confirmed,
+            Some(50)
+        );
         assert_eq!(back.run_id, cp.run_id);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -198,7 +198,11 @@ impl Config {
     }
 
     /// Like [`Config::load`] on text already read, with `env` for `${VAR}`.
-    pub fn from_str(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+    pub fn from_str(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config> {
         let fail = |message: String| Error::Config {
             path: path.to_path_buf(),
             message,
@@ -227,7 +231,8 @@ impl Config {
             Some(Value::String(s)) if s == "verify-full" => SslMode::VerifyFull,
             Some(other) => return Err(format!("/source/ssl: unsupported value {other}")),
         };
-        let secs = |v: Option<f64>, default: Duration| v.map(Duration::from_secs_f64).unwrap_or(default);
+        let secs =
+            |v: Option<f64>, default: Duration| v.map(Duration::from_secs_f64).unwrap_or(default);
         let d = MigrationConfig::default();
         let m = raw.migration;
         let batch_size = m.batch_size.unwrap_or(d.batch_size);
@@ -237,7 +242,9 @@ impl Config {
             ));
         }
         let uuid_namespace = match m.uuid_namespace {
-            Some(s) => uuid::Uuid::parse_str(&s).map_err(|e| format!("/migration/uuidNamespace: {e}"))?,
+            Some(s) => {
+                uuid::Uuid::parse_str(&s).map_err(|e| format!("/migration/uuidNamespace: {e}"))?
+            }
             None => d.uuid_namespace,
         };
         let mut tables = BTreeMap::new();
@@ -298,12 +305,18 @@ impl Config {
 
 /// serde_json appends " at line L column C" to its messages; we say it first.
 fn strip_position(message: &str) -> &str {
-    message.rsplit_once(" at line ").map_or(message, |(head, _)| head)
+    message
+        .rsplit_once(" at line ")
+        .map_or(message, |(head, _)| head)
 }
 
 /// Replaces `${NAME}` in every string of `value`, naming the JSON path of an
 /// unset variable. `$${` is a literal `${`.
-fn expand_env(value: &mut Value, path: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<(), String> {
+fn expand_env(
+    value: &mut Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<(), String> {
     match value {
         Value::String(s) if s.contains('$') => {
             *s = expand_str(s, path, env)?;
@@ -323,7 +336,11 @@ fn expand_env(value: &mut Value, path: &str, env: &dyn Fn(&str) -> Option<String
     Ok(())
 }
 
-fn expand_str(s: &str, path: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+fn expand_str(
+    s: &str,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find('$') {
@@ -340,8 +357,8 @@ fn expand_str(s: &str, path: &str, env: &dyn Fn(&str) -> Option<String>) -> std:
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("{path}: invalid variable name ${{{name}}}"));
             }
-            let value =
-                env(name).ok_or_else(|| format!("{path}: environment variable {name} is not set"))?;
+            let value = env(name)
+                .ok_or_else(|| format!("{path}: environment variable {name} is not set"))?;
             out.push_str(&value);
             rest = &tail[end + 1..];
         } else {
@@ -356,13 +373,18 @@ fn expand_str(s: &str, path: &str, env: &dyn Fn(&str) -> Option<String>) -> std:
 /// Checks `value` against [`CONFIG_SCHEMA`]; each problem is `path: message`.
 /// Values under a key named like a password are never echoed.
 fn check_schema(value: &Value) -> std::result::Result<(), Vec<String>> {
-    let schema: Value = serde_json::from_str(CONFIG_SCHEMA).expect("embedded config schema is JSON");
+    let schema: Value =
+        serde_json::from_str(CONFIG_SCHEMA).expect("embedded config schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("embedded config schema is valid");
     let mut problems: Vec<String> = validator
         .iter_errors(value)
         .map(|e| {
             let path = e.instance_path().to_string();
-            let path = if path.is_empty() { "/".to_string() } else { path };
+            let path = if path.is_empty() {
+                "/".to_string()
+            } else {
+                path
+            };
             if path.to_ascii_lowercase().contains("password") {
                 format!("{path}: invalid value (not shown: it is a secret)")
             } else {
@@ -418,14 +440,20 @@ mod tests {
     fn batch_size_over_25_is_refused_with_path() {
         let err = load(&GOOD.replace("\"batchSize\": 25", "\"batchSize\": 26")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/migration/batchSize: 26 is greater than the maximum of 25"), "{msg}");
+        assert!(
+            msg.contains("/migration/batchSize: 26 is greater than the maximum of 25"),
+            "{msg}"
+        );
         assert_eq!(err.exit_code(), 2);
     }
 
     #[test]
     fn unset_variable_is_named() {
         let err = Config::from_str(Path::new("c.json"), GOOD, &|_| None).unwrap_err();
-        assert!(err.to_string().contains("/source/password: environment variable DB_PASSWORD is not set"));
+        assert!(
+            err.to_string()
+                .contains("/source/password: environment variable DB_PASSWORD is not set")
+        );
     }
 
     #[test]

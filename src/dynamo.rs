@@ -17,7 +17,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType, Select, WriteRequest,
+    AttributeValue, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType, Select,
+    WriteRequest,
 };
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
@@ -57,9 +58,16 @@ pub async fn client(target: &TargetConfig, migration: &MigrationConfig) -> Clien
         loader = loader.endpoint_url(endpoint);
         // A local server needs no real credentials; do not send the SDK off
         // to look for them (instance metadata lookups take seconds to fail).
-        if is_loopback(endpoint) && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && target.profile.is_none() {
+        if is_loopback(endpoint)
+            && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+            && target.profile.is_none()
+        {
             loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "local", "local", None, None, "migrate-local",
+                "local",
+                "local",
+                None,
+                None,
+                "migrate-local",
             ));
         }
     }
@@ -86,7 +94,9 @@ pub fn to_av(value: &Value) -> AttributeValue {
         Value::Bool(b) => AttributeValue::Bool(*b),
         Value::Null => AttributeValue::Null(true),
         Value::Array(items) => AttributeValue::L(items.iter().map(to_av).collect()),
-        Value::Object(map) => AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), to_av(v))).collect()),
+        Value::Object(map) => {
+            AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), to_av(v))).collect())
+        }
     }
 }
 
@@ -105,11 +115,17 @@ pub fn from_av(value: &AttributeValue) -> Value {
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::L(items) => Value::Array(items.iter().map(from_av).collect()),
-        AttributeValue::M(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), from_av(v))).collect()),
+        AttributeValue::M(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), from_av(v))).collect())
+        }
         AttributeValue::Ss(v) => Value::Array(v.iter().cloned().map(Value::String).collect()),
         AttributeValue::Ns(v) => Value::Array(
             v.iter()
-                .map(|n| serde_json::from_str::<Number>(n).map(Value::Number).unwrap_or(Value::Null))
+                .map(|n| {
+                    serde_json::from_str::<Number>(n)
+                        .map(Value::Number)
+                        .unwrap_or(Value::Null)
+                })
                 .collect(),
         ),
         other => Value::String(format!("{other:?}")),
@@ -118,12 +134,19 @@ pub fn from_av(value: &AttributeValue) -> Value {
 
 /// Converts an SDK item to a JSON item.
 pub fn item_from_av(item: &AvItem) -> Item {
-    item.iter().map(|(k, v)| (k.clone(), from_av(v))).collect::<Map<_, _>>()
+    item.iter()
+        .map(|(k, v)| (k.clone(), from_av(v)))
+        .collect::<Map<_, _>>()
 }
 
 /// The `PK`/`SK` of an item, for messages and reports.
 pub fn key_of(item: &Item) -> (String, String) {
-    let get = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let get = |k: &str| {
+        item.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     (get("PK"), get("SK"))
 }
 
@@ -143,7 +166,12 @@ fn value_size(v: &Value) -> usize {
         }
         Value::Bool(_) | Value::Null => 1,
         Value::Array(items) => 3 + items.iter().map(|i| 1 + value_size(i)).sum::<usize>(),
-        Value::Object(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+        Value::Object(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
     }
 }
 
@@ -172,7 +200,9 @@ where
     R: std::fmt::Debug,
 {
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Class::Transient,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Class::Transient
+        }
         SdkError::ConstructionFailure(_) => Class::Terminal,
         _ => classify_code(err.code(), status_of(err)),
     }
@@ -196,9 +226,12 @@ fn status_of<E, R: std::fmt::Debug>(err: &SdkError<E, R>) -> Option<u16> {
 pub fn classify_code(code: Option<&str>, status: Option<u16>) -> Class {
     match code {
         Some(c) if THROTTLE_CODES.contains(&c) => Class::Throttled,
-        Some("InternalServerError" | "InternalFailure" | "ServiceUnavailable" | "ServiceUnavailableException") => {
-            Class::Transient
-        }
+        Some(
+            "InternalServerError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException",
+        ) => Class::Transient,
         _ if status.is_some_and(|s| s >= 500) => Class::Transient,
         _ => Class::Terminal,
     }
@@ -346,7 +379,12 @@ fn key_matches(a: &AvItem, b: &AvItem) -> bool {
 fn to_request(w: &Write) -> WriteRequest {
     match w {
         Write::Put(item) => WriteRequest::builder()
-            .put_request(PutRequest::builder().set_item(Some(item.clone())).build().expect("item set"))
+            .put_request(
+                PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .expect("item set"),
+            )
             .build(),
         Write::Delete(key) => WriteRequest::builder()
             .delete_request(
@@ -377,7 +415,10 @@ pub async fn write_batch(
     policy: &RetryPolicy,
     stats: &WriteStats,
 ) -> std::result::Result<BatchOutcome, Terminal> {
-    assert!(entries.len() <= MAX_BATCH_WRITE_ITEMS, "batch larger than DynamoDB allows");
+    assert!(
+        entries.len() <= MAX_BATCH_WRITE_ITEMS,
+        "batch larger than DynamoDB allows"
+    );
     let mut rng = fastrand::Rng::new();
     let mut pending = entries;
     let mut outcome = BatchOutcome::default();
@@ -385,7 +426,11 @@ pub async fn write_batch(
     while !pending.is_empty() {
         let requests: Vec<WriteRequest> = pending.iter().map(|(_, w)| to_request(w)).collect();
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let result = client.batch_write_item().request_items(table, requests).send().await;
+        let result = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await;
         let last_error;
         match result {
             Ok(resp) => {
@@ -406,13 +451,18 @@ pub async fn write_batch(
                     unprocessed.iter().any(|u| key_matches(u, key))
                 });
                 outcome.written += done.len() as u64;
-                stats.unprocessed_items.fetch_add(retry.len() as u64, Ordering::Relaxed);
+                stats
+                    .unprocessed_items
+                    .fetch_add(retry.len() as u64, Ordering::Relaxed);
                 pending = retry;
                 if pending.len() < before {
                     attempt = 0;
                 }
                 attempt += 1;
-                last_error = format!("still in UnprocessedItems after {} retries", policy.max_retries);
+                last_error = format!(
+                    "still in UnprocessedItems after {} retries",
+                    policy.max_retries
+                );
             }
             Err(err) => {
                 match classify(&err) {
@@ -446,7 +496,9 @@ pub async fn write_batch(
         }
         let wait = policy.delay(attempt, &mut rng);
         stats.retries.fetch_add(1, Ordering::Relaxed);
-        stats.wait_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        stats
+            .wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
         tokio::time::sleep(wait).await;
     }
     Ok(outcome)
@@ -487,21 +539,29 @@ where
 
 /// Checks that `table` exists with key schema `PK` (S, HASH) + `SK` (S, RANGE).
 pub async fn check_table(client: &Client, table: &str, policy: &RetryPolicy) -> Result<()> {
-    let out = retrying(policy, &format!("table {table}"), || client.describe_table().table_name(table).send())
-        .await
-        .map_err(|e| match e {
-            Error::Target(m) if m.contains("ResourceNotFound") => {
-                Error::Target(format!("table {table} does not exist (at the configured endpoint and region)"))
-            }
-            other => other,
-        })?;
-    let desc = out.table().ok_or_else(|| Error::Target(format!("table {table}: no description")))?;
+    let out = retrying(policy, &format!("table {table}"), || {
+        client.describe_table().table_name(table).send()
+    })
+    .await
+    .map_err(|e| match e {
+        Error::Target(m) if m.contains("ResourceNotFound") => Error::Target(format!(
+            "table {table} does not exist (at the configured endpoint and region)"
+        )),
+        other => other,
+    })?;
+    let desc = out
+        .table()
+        .ok_or_else(|| Error::Target(format!("table {table}: no description")))?;
     let types: HashMap<&str, &ScalarAttributeType> = desc
         .attribute_definitions()
         .iter()
         .map(|a| (a.attribute_name(), a.attribute_type()))
         .collect();
-    let keys: Vec<(&str, &KeyType)> = desc.key_schema().iter().map(|k| (k.attribute_name(), k.key_type())).collect();
+    let keys: Vec<(&str, &KeyType)> = desc
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type()))
+        .collect();
     let ok = keys.len() == 2
         && keys.contains(&("PK", &KeyType::Hash))
         && keys.contains(&("SK", &KeyType::Range))
@@ -528,7 +588,12 @@ pub fn scan(
 ) -> mpsc::Receiver<Result<Vec<AvItem>>> {
     let (tx, rx) = mpsc::channel(segments as usize * 2);
     for segment in 0..segments {
-        let (client, table, tx, policy) = (client.clone(), table.to_string(), tx.clone(), policy.clone());
+        let (client, table, tx, policy) = (
+            client.clone(),
+            table.to_string(),
+            tx.clone(),
+            policy.clone(),
+        );
         let prefix = prefix.map(str::to_string);
         tokio::spawn(async move {
             let mut start: Option<AvItem> = None;
@@ -578,11 +643,22 @@ pub fn scan(
 
 /// Counts the items of `table` whose PK starts with `prefix`, with a parallel
 /// `Select=COUNT` scan (never DescribeTable's stale ItemCount).
-pub async fn count(client: &Client, table: &str, segments: u32, prefix: &str, policy: &RetryPolicy) -> Result<u64> {
+pub async fn count(
+    client: &Client,
+    table: &str,
+    segments: u32,
+    prefix: &str,
+    policy: &RetryPolicy,
+) -> Result<u64> {
     let total = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
-        let (client, table, policy, total) = (client.clone(), table.to_string(), policy.clone(), total.clone());
+        let (client, table, policy, total) = (
+            client.clone(),
+            table.to_string(),
+            policy.clone(),
+            total.clone(),
+        );
         let prefix = prefix.to_string();
         tasks.spawn(async move {
             let mut start: Option<AvItem> = None;
@@ -617,7 +693,12 @@ pub async fn count(client: &Client, table: &str, segments: u32, prefix: &str, po
 
 /// Gets up to [`MAX_BATCH_GET_KEYS`] items by key, retrying `UnprocessedKeys`;
 /// returns the items found (any order).
-pub async fn batch_get(client: &Client, table: &str, keys: Vec<AvItem>, policy: &RetryPolicy) -> Result<Vec<AvItem>> {
+pub async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<AvItem>,
+    policy: &RetryPolicy,
+) -> Result<Vec<AvItem>> {
     assert!(keys.len() <= MAX_BATCH_GET_KEYS);
     let mut found = Vec::with_capacity(keys.len());
     let mut pending = keys;
@@ -630,7 +711,10 @@ pub async fn batch_get(client: &Client, table: &str, keys: Vec<AvItem>, policy: 
             .build()
             .expect("keys set");
         let out = retrying(policy, &format!("batch get from {table}"), || {
-            client.batch_get_item().request_items(table, request.clone()).send()
+            client
+                .batch_get_item()
+                .request_items(table, request.clone())
+                .send()
         })
         .await?;
         if let Some(items) = out.responses().and_then(|r| r.get(table)) {
@@ -665,14 +749,35 @@ mod tests {
     use super::*;
     #[test]
     fn classification() {
-        assert_eq!(classify_code(Some("ProvisionedThroughputExceededException"), Some(400)), Class::Throttled);
-        assert_eq!(classify_code(Some("ThrottlingException"), Some(400)), Class::Throttled);
-        assert_eq!(classify_code(Some("RequestLimitExceeded"), Some(400)), Class::Throttled);
-        assert_eq!(classify_code(Some("InternalServerError"), Some(500)), Class::Transient);
+        assert_eq!(
+            classify_code(Some("ProvisionedThroughputExceededException"), Some(400)),
+            Class::Throttled
+        );
+        assert_eq!(
+            classify_code(Some("ThrottlingException"), Some(400)),
+            Class::Throttled
+        );
+        assert_eq!(
+            classify_code(Some("RequestLimitExceeded"), Some(400)),
+            Class::Throttled
+        );
+        assert_eq!(
+            classify_code(Some("InternalServerError"), Some(500)),
+            Class::Transient
+        );
         assert_eq!(classify_code(None, Some(503)), Class::Transient);
-        assert_eq!(classify_code(Some("ValidationException"), Some(400)), Class::Terminal);
-        assert_eq!(classify_code(Some("ResourceNotFoundException"), Some(400)), Class::Terminal);
-        assert_eq!(classify_code(Some("AccessDeniedException"), Some(400)), Class::Terminal);
+        assert_eq!(
+            classify_code(Some("ValidationException"), Some(400)),
+            Class::Terminal
+        );
+        assert_eq!(
+            classify_code(Some("ResourceNotFoundException"), Some(400)),
+            Class::Terminal
+        );
+        assert_eq!(
+            classify_code(Some("AccessDeniedException"), Some(400)),
+            Class::Terminal
+        );
     }
 
     #[test]
@@ -694,11 +799,15 @@ mod tests {
         // full jitter spreads over the whole range, not just near the ceiling
         assert!(waits.iter().any(|w| *w < Duration::from_millis(20)));
         assert!(waits.iter().any(|w| *w > Duration::from_millis(180)));
-        let flat = RetryPolicy { exponential: false, ..p };
+        let flat = RetryPolicy {
+            exponential: false,
+            ..p
+        };
         assert_eq!(flat.ceiling(5), Duration::from_millis(50));
     }
 
     #[tokio::test(start_paused = true)]
+    #[allow(clippy::result_large_err)]
     async fn retrying_backs_off_in_virtual_time_and_gives_up() {
         // Virtual time: the waits are real sleeps, but the clock only jumps.
         let p = RetryPolicy {
@@ -708,9 +817,11 @@ mod tests {
             exponential: true,
         };
         let timeout = || {
-            Err::<(), _>(SdkError::<aws_sdk_dynamodb::operation::scan::ScanError, ()>::timeout_error(
-                "attempt timed out",
-            ))
+            Err::<(), _>(
+                SdkError::<aws_sdk_dynamodb::operation::scan::ScanError, ()>::timeout_error(
+                    "attempt timed out",
+                ),
+            )
         };
         // Two timeouts then success: two waits, each within its ceiling.
         let start = tokio::time::Instant::now();
@@ -741,7 +852,9 @@ mod tests {
     #[test]
     fn sizes_and_conversions() {
         // parsed from text: the json! macro would pass numbers through f64
-        let item: Item = serde_json::from_str(r#"{"PK": "abc", "n": 1234.50, "m": {"a": "xy"}, "b": true}"#).unwrap();
+        let item: Item =
+            serde_json::from_str(r#"{"PK": "abc", "n": 1234.50, "m": {"a": "xy"}, "b": true}"#)
+                .unwrap();
         // PK 2+3, n 1 + (6 digits→3)+1, m 1 + 3 + (1+1+2), b 1+1
         assert_eq!(item_size(&item), 5 + 5 + 8 + 2);
         let av = item_to_av(&item);

@@ -49,8 +49,11 @@ pub fn init(
     } else {
         "info"
     };
-    let console_filter = EnvFilter::try_from_env("MIGRATE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},aws=warn,hyper=warn,tokio_postgres=warn,rustls=warn")));
+    let console_filter = EnvFilter::try_from_env("MIGRATE_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},aws=warn,hyper=warn,tokio_postgres=warn,rustls=warn"
+        ))
+    });
     let console = tracing_subscriber::fmt::layer()
         .with_writer(Console(multi))
         .with_target(false)
@@ -76,12 +79,17 @@ pub fn init(
                 .with_current_span(true)
                 .with_span_list(true)
                 .with_writer(writer)
-                .with_filter(EnvFilter::new("info,aws=warn,hyper=warn,tokio_postgres=warn,rustls=warn"));
+                .with_filter(EnvFilter::new(
+                    "info,aws=warn,hyper=warn,tokio_postgres=warn,rustls=warn",
+                ));
             (Some(layer), Some(guard))
         }
         None => (None, None),
     };
-    tracing_subscriber::registry().with(console).with(file_layer).init();
+    tracing_subscriber::registry()
+        .with(console)
+        .with(file_layer)
+        .init();
     Ok(guard)
 }
 

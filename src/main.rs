@@ -63,13 +63,20 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         .or_else(|| config.migration.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("data"));
     let progress = Progress::new(common.quiet);
-    let _guard = migrate::logging::init(Some(&data_dir), common.verbose, common.quiet, progress.multi().cloned())?;
+    let _guard = migrate::logging::init(
+        Some(&data_dir),
+        common.verbose,
+        common.quiet,
+        progress.multi().cloned(),
+    )?;
 
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("Ctrl-C: finishing the requests in flight and saving the checkpoint (Ctrl-C again to abort)");
+            tracing::warn!(
+                "Ctrl-C: finishing the requests in flight and saving the checkpoint (Ctrl-C again to abort)"
+            );
             flag.store(true, Ordering::SeqCst);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -82,7 +89,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             return Err(Error::Usage("rollback takes exactly one --entity".into()));
         };
         let entity = migrate::entities::find(entity).expect("clap checked the name");
-        let report = migrate::backup::rollback_command(config, data_dir, progress, cancel, entity, yes).await?;
+        let report =
+            migrate::backup::rollback_command(config, data_dir, progress, cancel, entity, yes)
+                .await?;
         println!(
             "rolled back {}: {} items deleted, {} restored (report: data/reports/rollback_report.json)",
             report.table, report.deleted, report.restored
@@ -98,12 +107,18 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     };
     let started = std::time::Instant::now();
     let outcome = runner::run(config, data_dir.clone(), request, progress, cancel).await;
-    let cp = migrate::checkpoint::Checkpoint::load(&data_dir).ok().flatten();
+    let cp = migrate::checkpoint::Checkpoint::load(&data_dir)
+        .ok()
+        .flatten();
     if let Some(cp) = &cp {
         println!("{}", migrate::report::summary(cp));
     }
     let outcome = outcome?;
-    println!("took {:.1}s; reports in {}", started.elapsed().as_secs_f64(), data_dir.join("reports").display());
+    println!(
+        "took {:.1}s; reports in {}",
+        started.elapsed().as_secs_f64(),
+        data_dir.join("reports").display()
+    );
     if outcome.problems.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {

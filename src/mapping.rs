@@ -52,9 +52,14 @@ pub fn vat_is_valid(vat: &str) -> bool {
     }
     let rest = &bytes[2..];
     if &bytes[..2] == b"IT" {
-        return rest.len() == 11 && rest.iter().all(u8::is_ascii_digit) && italian_check_digit(rest) == rest[10] - b'0';
+        return rest.len() == 11
+            && rest.iter().all(u8::is_ascii_digit)
+            && italian_check_digit(rest) == rest[10] - b'0';
     }
-    (2..=12).contains(&rest.len()) && rest.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    (2..=12).contains(&rest.len())
+        && rest
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// The check digit of an Italian VAT number from its first ten digits.
@@ -110,9 +115,14 @@ fn email_is_valid(email: &str) -> bool {
     let domain_ok = labels.len() >= 2
         && domain.len() <= 253
         && labels.iter().all(|l| {
-            !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic));
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic));
     local_ok && domain_ok && email.len() <= 254
 }
 
@@ -178,7 +188,9 @@ pub fn canonical_number(text: &str) -> Option<String> {
         None => (t, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let digits: String = format!("{int}{frac}");
@@ -196,7 +208,11 @@ pub fn canonical_number(text: &str) -> Option<String> {
     } else if point >= n {
         format!("{digits}{}", "0".repeat((point - n) as usize))
     } else {
-        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+        format!(
+            "{}.{}",
+            &digits[..point as usize],
+            &digits[point as usize..]
+        )
     };
     Some(if neg { format!("-{body}") } else { body })
 }
@@ -207,7 +223,10 @@ mod tests {
 
     #[test]
     fn names_fold() {
-        assert_eq!(fold_spaces("  Rossi   &  Figli  srl ").as_deref(), Some("Rossi & Figli srl"));
+        assert_eq!(
+            fold_spaces("  Rossi   &  Figli  srl ").as_deref(),
+            Some("Rossi & Figli srl")
+        );
         assert_eq!(fold_spaces("\tA\u{a0}B\n"), Some("A B".into()));
         assert_eq!(fold_spaces("   "), None);
         assert_eq!(fold_spaces(""), None);
@@ -215,9 +234,18 @@ mod tests {
 
     #[test]
     fn vat_normalization() {
-        assert_eq!(normalize_vat("IT01234567897").as_deref(), Some("IT01234567897"));
-        assert_eq!(normalize_vat("01234567897").as_deref(), Some("IT01234567897"));
-        assert_eq!(normalize_vat(" it 0123 4567 897 ").as_deref(), Some("IT01234567897"));
+        assert_eq!(
+            normalize_vat("IT01234567897").as_deref(),
+            Some("IT01234567897")
+        );
+        assert_eq!(
+            normalize_vat("01234567897").as_deref(),
+            Some("IT01234567897")
+        );
+        assert_eq!(
+            normalize_vat(" it 0123 4567 897 ").as_deref(),
+            Some("IT01234567897")
+        );
         assert_eq!(normalize_vat("de123456789").as_deref(), Some("DE123456789"));
         assert_eq!(normalize_vat("   "), None);
     }
@@ -245,11 +273,26 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(normalize_email(Some("  Mario.Rossi@Example.IT ")), Email::Valid("mario.rossi@example.it".into()));
+        assert_eq!(
+            normalize_email(Some("  Mario.Rossi@Example.IT ")),
+            Email::Valid("mario.rossi@example.it".into())
+        );
         assert_eq!(normalize_email(None), Email::Absent);
         assert_eq!(normalize_email(Some("   ")), Email::Absent);
-        for bad in ["not-an-email", "mario@", "@x.it", "a b@x.it", "a@x", "a@@x.it", "a@x..it", "a@x.1"] {
-            assert!(matches!(normalize_email(Some(bad)), Email::Invalid(_)), "{bad}");
+        for bad in [
+            "not-an-email",
+            "mario@",
+            "@x.it",
+            "a b@x.it",
+            "a@x",
+            "a@@x.it",
+            "a@x..it",
+            "a@x.1",
+        ] {
+            assert!(
+                matches!(normalize_email(Some(bad)), Email::Invalid(_)),
+                "{bad}"
+            );
         }
     }
 
@@ -263,11 +306,17 @@ mod tests {
         assert_eq!(utc("2024-10-27T02:30:00"), "2024-10-27T01:30:00.000Z"); // overlap: later
         assert_eq!(utc("2024-01-15T10:00:00"), "2024-01-15T09:00:00.000Z"); // CET
         assert_eq!(utc("2024-07-01T12:00:00"), "2024-07-01T10:00:00.000Z"); // CEST
-        assert_eq!(utc("2024-03-31T01:59:59.999999"), "2024-03-31T00:59:59.999Z"); // truncated
+        assert_eq!(
+            utc("2024-03-31T01:59:59.999999"),
+            "2024-03-31T00:59:59.999Z"
+        ); // truncated
         assert_eq!(utc("2024-03-31T03:00:00"), "2024-03-31T01:00:00.000Z");
         assert_eq!(utc("2024-10-27T01:59:59"), "2024-10-26T23:59:59.000Z");
         assert_eq!(utc("2024-10-27T03:00:00"), "2024-10-27T02:00:00.000Z");
-        assert_eq!(utc("2024-05-05 08:09:10.123456"), "2024-05-05T06:09:10.123Z");
+        assert_eq!(
+            utc("2024-05-05 08:09:10.123456"),
+            "2024-05-05T06:09:10.123Z"
+        );
     }
 
     #[test]
@@ -290,7 +339,10 @@ mod tests {
             ("1E+2", "100"),
             ("1.5e-3", "0.0015"),
             ("-12.300", "-12.3"),
-            ("123456789012345678901234567890123456.78", "123456789012345678901234567890123456.78"),
+            (
+                "123456789012345678901234567890123456.78",
+                "123456789012345678901234567890123456.78",
+            ),
         ] {
             assert_eq!(canonical_number(a).unwrap(), b, "{a}");
         }

@@ -73,7 +73,12 @@ where
             }
             match rx.recv().await {
                 Some(batch) => {
-                    let (client, table, policy, stats) = (client.clone(), table.to_string(), policy.clone(), stats.clone());
+                    let (client, table, policy, stats) = (
+                        client.clone(),
+                        table.to_string(),
+                        policy.clone(),
+                        stats.clone(),
+                    );
                     in_flight.push(async move {
                         let len = batch.writes.len() as u64;
                         let r = write_batch(&client, &table, batch.writes, &policy, &stats).await;
@@ -91,7 +96,12 @@ where
         };
         match result {
             Ok(outcome) => {
-                if on_done(Done { first, len, outcome }) == Control::Stop {
+                if on_done(Done {
+                    first,
+                    len,
+                    outcome,
+                }) == Control::Stop
+                {
                     stopping = true;
                 }
             }

@@ -22,7 +22,8 @@ impl Progress {
     pub fn new(quiet: bool) -> Progress {
         let tty = std::io::stderr().is_terminal();
         Progress {
-            multi: (!quiet && tty).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8))),
+            multi: (!quiet && tty)
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8))),
         }
     }
 
@@ -41,7 +42,11 @@ impl Progress {
             } else {
                 "{prefix} {spinner} {human_pos} {per_sec} {msg}"
             };
-            pb.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+            pb.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
             pb.set_prefix(label.clone());
             pb.enable_steady_tick(Duration::from_millis(250));
             pb
@@ -113,7 +118,9 @@ impl Bar {
         let secs = s.started.elapsed().as_secs_f64().max(0.001);
         let rate = s.pos as f64 / secs;
         let eta = match self.total {
-            Some(t) if rate > 0.0 && t > s.pos => format!(", ETA {:.0}s", (t - s.pos) as f64 / rate),
+            Some(t) if rate > 0.0 && t > s.pos => {
+                format!(", ETA {:.0}s", (t - s.pos) as f64 / rate)
+            }
             _ => String::new(),
         };
         let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();

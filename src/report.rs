@@ -44,7 +44,9 @@ pub fn summary(cp: &Checkpoint) -> String {
     let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for entity in &cp.plan.entities {
         for phase in Phase::ALL {
-            let Some(step) = cp.step(entity, phase) else { continue };
+            let Some(step) = cp.step(entity, phase) else {
+                continue;
+            };
             if step.run_id != cp.run_id {
                 continue;
             }

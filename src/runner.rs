@@ -44,7 +44,13 @@ pub struct Ctx {
 
 impl Ctx {
     /// A context outside a run (rollback).
-    pub fn standalone(config: Config, data_dir: PathBuf, progress: Progress, cancel: Arc<AtomicBool>, run_id: String) -> Ctx {
+    pub fn standalone(
+        config: Config,
+        data_dir: PathBuf,
+        progress: Progress,
+        cancel: Arc<AtomicBool>,
+        run_id: String,
+    ) -> Ctx {
         Ctx {
             config,
             data_dir,
@@ -67,7 +73,9 @@ impl Ctx {
 
     /// The table configured for `entity`.
     pub fn table(&self, entity: &dyn Entity) -> Result<&str> {
-        self.config.target.table_for(entity.name(), &self.config.path)
+        self.config
+            .target
+            .table_for(entity.name(), &self.config.path)
     }
 
     /// `data/<dir>/<entity>.jsonl`.
@@ -114,16 +122,29 @@ pub fn resolve_entities(names: &[String]) -> Result<Vec<&'static dyn Entity>> {
             )));
         }
     }
-    Ok(all.iter().copied().filter(|e| names.iter().any(|n| n == e.name())).collect())
+    Ok(all
+        .iter()
+        .copied()
+        .filter(|e| names.iter().any(|n| n == e.name()))
+        .collect())
 }
 
 /// Runs a command: a new run, or the resumption of the last one.
-pub async fn run(config: Config, data_dir: PathBuf, request: Request, progress: Progress, cancel: Arc<AtomicBool>) -> Result<Outcome> {
+pub async fn run(
+    config: Config,
+    data_dir: PathBuf,
+    request: Request,
+    progress: Progress,
+    cancel: Arc<AtomicBool>,
+) -> Result<Outcome> {
     crate::artifact::create_private_dir(&data_dir)?;
     let previous = Checkpoint::load(&data_dir)?;
     let mut cp = if request.resume {
         let cp = previous.ok_or_else(|| {
-            Error::Checkpoint(format!("nothing to resume: {} has no checkpoint", data_dir.display()))
+            Error::Checkpoint(format!(
+                "nothing to resume: {} has no checkpoint",
+                data_dir.display()
+            ))
         })?;
         if cp.finished {
             return Err(Error::Checkpoint(format!(
@@ -161,7 +182,10 @@ pub async fn run(config: Config, data_dir: PathBuf, request: Request, progress: 
     let phases = cp.plan.phases.clone();
 
     // Fail before any work when a table the command will need is missing.
-    let needs_target = dry_run || phases.iter().any(|p| matches!(p, Phase::Load | Phase::Verify));
+    let needs_target = dry_run
+        || phases
+            .iter()
+            .any(|p| matches!(p, Phase::Load | Phase::Verify));
     if needs_target {
         let policy = crate::dynamo::RetryPolicy::from_config(&ctx.config.migration);
         for e in &entity_list {
@@ -178,7 +202,13 @@ pub async fn run(config: Config, data_dir: PathBuf, request: Request, progress: 
         let todo: Vec<&'static dyn Entity> = entity_list
             .iter()
             .copied()
-            .filter(|e| !(ctx.resume && cp.is_done(e.name(), phase) && cp.step(e.name(), phase).is_some_and(|s| s.run_id == cp.run_id)))
+            .filter(|e| {
+                !(ctx.resume
+                    && cp.is_done(e.name(), phase)
+                    && cp
+                        .step(e.name(), phase)
+                        .is_some_and(|s| s.run_id == cp.run_id))
+            })
             .collect();
         if todo.is_empty() {
             continue;
@@ -213,12 +243,21 @@ pub async fn run(config: Config, data_dir: PathBuf, request: Request, progress: 
     })
 }
 
-async fn run_step(ctx: &Ctx, cp: &mut Checkpoint, entity: &'static dyn Entity, phase: Phase, problems: &mut Vec<String>) -> Result<()> {
+async fn run_step(
+    ctx: &Ctx,
+    cp: &mut Checkpoint,
+    entity: &'static dyn Entity,
+    phase: Phase,
+    problems: &mut Vec<String>,
+) -> Result<()> {
     let span = tracing::info_span!("phase", entity = entity.name(), phase = phase.as_str());
     let _guard = span.enter();
     let previous = cp.step(entity.name(), phase).cloned();
     let mut step = Step::start(&ctx.run_id);
-    if phase == Phase::Load && ctx.resume && previous.as_ref().is_some_and(|p| p.run_id == ctx.run_id) {
+    if phase == Phase::Load
+        && ctx.resume
+        && previous.as_ref().is_some_and(|p| p.run_id == ctx.run_id)
+    {
         // Continue this run's load where it was confirmed.
         step = previous.clone().expect("checked");
         step.state = State::Running;
@@ -241,7 +280,11 @@ async fn run_step(ctx: &Ctx, cp: &mut Checkpoint, entity: &'static dyn Entity, p
             Ok(())
         }
         Err(e) => {
-            step.state = if matches!(e, Error::Interrupted(_)) { State::Interrupted } else { State::Failed };
+            step.state = if matches!(e, Error::Interrupted(_)) {
+                State::Interrupted
+            } else {
+                State::Failed
+            };
             step.error = Some(e.to_string());
             cp.put(entity.name(), phase, step)?;
             Err(e)
@@ -250,9 +293,15 @@ async fn run_step(ctx: &Ctx, cp: &mut Checkpoint, entity: &'static dyn Entity, p
 }
 
 /// Refuses to run `phase` of `entity` before what it needs.
-fn check_dependencies(cp: &Checkpoint, plan: &Plan, entity: &dyn Entity, phase: Phase) -> Result<()> {
+fn check_dependencies(
+    cp: &Checkpoint,
+    plan: &Plan,
+    entity: &dyn Entity,
+    phase: Phase,
+) -> Result<()> {
     let needs = |dep: &str, dep_phase: Phase| -> Result<()> {
-        let planned_now = plan.phases.contains(&dep_phase) && plan.entities.iter().any(|e| e == dep);
+        let planned_now =
+            plan.phases.contains(&dep_phase) && plan.entities.iter().any(|e| e == dep);
         if planned_now || cp.is_done(dep, dep_phase) {
             Ok(())
         } else {

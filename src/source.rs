@@ -33,8 +33,13 @@ pub async fn connect(cfg: &SourceConfig) -> Result<Client> {
     if !cfg.password.expose().is_empty() {
         pg.password(cfg.password.expose());
     }
-    let target = format!("{}@{}:{}/{}", cfg.username, cfg.host, cfg.port, cfg.database);
-    let fail = |e: tokio_postgres::Error| Error::Source(format!("cannot connect to {target}: {}", describe(&e)));
+    let target = format!(
+        "{}@{}:{}/{}",
+        cfg.username, cfg.host, cfg.port, cfg.database
+    );
+    let fail = |e: tokio_postgres::Error| {
+        Error::Source(format!("cannot connect to {target}: {}", describe(&e)))
+    };
     let client = match cfg.ssl {
         SslMode::Disable => {
             let (client, conn) = pg.connect(NoTls).await.map_err(fail)?;
@@ -92,7 +97,8 @@ fn tls_config(mode: SslMode, cfg: &SourceConfig) -> Result<rustls::ClientConfig>
             for cert in CertificateDer::pem_file_iter(path)
                 .map_err(|e| Error::Source(format!("sslRootCert {}: {e}", path.display())))?
             {
-                let cert = cert.map_err(|e| Error::Source(format!("sslRootCert {}: {e}", path.display())))?;
+                let cert = cert
+                    .map_err(|e| Error::Source(format!("sslRootCert {}: {e}", path.display())))?;
                 roots
                     .add(cert)
                     .map_err(|e| Error::Source(format!("sslRootCert {}: {e}", path.display())))?;
@@ -129,7 +135,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -137,7 +148,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -190,7 +206,8 @@ impl Snapshot {
             .map_err(|e| Error::Source(format!("{}: {}", first_line(query), describe(&e))))?;
         pin_mut!(stream);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Source(format!("reading rows: {}", describe(&e))))?;
+            let chunk =
+                chunk.map_err(|e| Error::Source(format!("reading rows: {}", describe(&e))))?;
             on_chunk(&chunk)?;
         }
         Ok(())

@@ -9,7 +9,10 @@ use crate::error::Result;
 /// The status text for the checkpoint in `data_dir`.
 pub fn render(data_dir: &Path) -> Result<String> {
     let Some(cp) = Checkpoint::load(data_dir)? else {
-        return Ok(format!("no run yet: {} has no checkpoint\n", data_dir.display()));
+        return Ok(format!(
+            "no run yet: {} has no checkpoint\n",
+            data_dir.display()
+        ));
     };
     let mut out = String::new();
     let phases: Vec<&str> = cp.plan.phases.iter().map(|p| p.as_str()).collect();
@@ -18,11 +21,19 @@ pub fn render(data_dir: &Path) -> Result<String> {
         "last run {} started {} ({}), phases {}, entities {}",
         cp.run_id,
         cp.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        if cp.finished { "finished" } else { "not finished: `migrate --resume` continues it" },
+        if cp.finished {
+            "finished"
+        } else {
+            "not finished: `migrate --resume` continues it"
+        },
         phases.join(","),
         cp.plan.entities.join(",")
     );
-    let _ = writeln!(out, "{:<10} {:<9} {:<12} {:>9} {:>9} {:>9} {:>9}  run", "entity", "phase", "state", "in", "out", "rejected", "warnings");
+    let _ = writeln!(
+        out,
+        "{:<10} {:<9} {:<12} {:>9} {:>9} {:>9} {:>9}  run",
+        "entity", "phase", "state", "in", "out", "rejected", "warnings"
+    );
     for (entity, steps) in &cp.entities {
         for phase in Phase::ALL {
             let Some(s) = steps.get(&phase) else { continue };
@@ -43,7 +54,10 @@ pub fn render(data_dir: &Path) -> Result<String> {
                 s.rejected,
                 s.warnings,
                 s.run_id,
-                s.error.as_ref().map(|e| format!("\n    error: {e}")).unwrap_or_default()
+                s.error
+                    .as_ref()
+                    .map(|e| format!("\n    error: {e}"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -11,7 +11,11 @@ use uuid::Uuid;
 const NS: &str = "e6efba72-f0d7-4be9-bfce-399356e044f7";
 
 fn id(kind: &str, legacy: i64) -> String {
-    Uuid::new_v5(&Uuid::parse_str(NS).unwrap(), format!("s9:{kind}:{legacy}").as_bytes()).to_string()
+    Uuid::new_v5(
+        &Uuid::parse_str(NS).unwrap(),
+        format!("s9:{kind}:{legacy}").as_bytes(),
+    )
+    .to_string()
 }
 
 const ROWS: &str = r#"
@@ -67,7 +71,12 @@ fn full_buyers_migration_puts_exactly_the_right_items() {
     // The table holds exactly the expected items, attribute by attribute.
     let table = env.scan("buyers");
     let want = expected();
-    assert_eq!(table.len(), want.len(), "items in table: {:?}", table.keys());
+    assert_eq!(
+        table.len(),
+        want.len(),
+        "items in table: {:?}",
+        table.keys()
+    );
     for w in &want {
         let pk = w["PK"].as_str().unwrap();
         let got = table.get(pk).unwrap_or_else(|| panic!("missing {pk}"));
@@ -81,7 +90,12 @@ fn full_buyers_migration_puts_exactly_the_right_items() {
         .map(|r| {
             (
                 r["legacyId"].as_i64().unwrap(),
-                r["reasons"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+                r["reasons"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect(),
             )
         })
         .collect();
@@ -101,7 +115,11 @@ fn full_buyers_migration_puts_exactly_the_right_items() {
         .iter()
         .flat_map(|w| {
             let id = w["legacyId"].as_i64().unwrap();
-            w["warnings"].as_array().unwrap().iter().map(move |x| (id, x["code"].as_str().unwrap().to_string()))
+            w["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |x| (id, x["code"].as_str().unwrap().to_string()))
         })
         .collect();
     warned.sort();
@@ -109,7 +127,11 @@ fn full_buyers_migration_puts_exactly_the_right_items() {
     // for its name, but still a buyer): both carry duplicate_vat.
     assert_eq!(
         warned,
-        vec![(1, "duplicate_vat".to_string()), (2, "invalid_email".to_string()), (7, "invalid_vat".to_string())]
+        vec![
+            (1, "duplicate_vat".to_string()),
+            (2, "invalid_email".to_string()),
+            (7, "invalid_vat".to_string())
+        ]
     );
 
     let report = env.report("reports/validation_report.json");
@@ -117,8 +139,14 @@ fn full_buyers_migration_puts_exactly_the_right_items() {
     assert_eq!(b["input"], 8);
     assert_eq!(b["valid"], 4);
     assert_eq!(b["rejected"], 4);
-    assert_eq!(b["rejectsByReason"], json!({"invalid_vat": 2, "missing_name": 2}));
-    assert_eq!(b["warningsByReason"], json!({"duplicate_vat": 2, "invalid_email": 1, "invalid_vat": 1}));
+    assert_eq!(
+        b["rejectsByReason"],
+        json!({"invalid_vat": 2, "missing_name": 2})
+    );
+    assert_eq!(
+        b["warningsByReason"],
+        json!({"duplicate_vat": 2, "invalid_email": 1, "invalid_vat": 1})
+    );
     let verify = env.report("reports/verification_report.json");
     assert_eq!(verify["entities"]["buyers"]["ok"], true, "{verify}");
     assert_eq!(verify["entities"]["buyers"]["countByScan"], 4);
@@ -127,7 +155,11 @@ fn full_buyers_migration_puts_exactly_the_right_items() {
     let status = env.migrate(&["status"]);
     let s = String::from_utf8_lossy(&status.stdout);
     for phase in ["extract", "transform", "validate", "load", "verify"] {
-        assert!(s.lines().any(|l| l.starts_with("buyers") && l.contains(phase) && l.contains("done")), "{s}");
+        assert!(
+            s.lines()
+                .any(|l| l.starts_with("buyers") && l.contains(phase) && l.contains("done")),
+            "{s}"
+        );
     }
 
     // Artifacts and reports are readable by the owner only.
@@ -154,8 +186,14 @@ fn truncated_or_edited_artifact_is_refused_before_use() {
     let out = env.migrate(&["--phase", "transform", "--entity", "buyers", "--quiet"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("extracted/buyers.jsonl") && err.contains("truncated"), "{err}");
-    assert!(!env.data_dir().join("transformed/buyers.jsonl").exists(), "nothing half-written");
+    assert!(
+        err.contains("extracted/buyers.jsonl") && err.contains("truncated"),
+        "{err}"
+    );
+    assert!(
+        !env.data_dir().join("transformed/buyers.jsonl").exists(),
+        "nothing half-written"
+    );
 
     // An edit of the same length is caught by the checksum.
     let mut edited = full.clone();
@@ -164,7 +202,11 @@ fn truncated_or_edited_artifact_is_refused_before_use() {
     std::fs::write(&path, &edited).unwrap();
     let out = env.migrate(&["--phase", "transform", "--entity", "buyers", "--quiet"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-256"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SHA-256"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -172,10 +214,22 @@ fn dependency_order_is_enforced() {
     let env = Env::new("deps");
     env.sql(ROWS);
     env.config(json!({}));
-    assert!(env.migrate(&["--phase", "extract", "--quiet"]).status.success());
-    assert!(env.migrate(&["--phase", "transform", "--quiet"]).status.success());
+    assert!(
+        env.migrate(&["--phase", "extract", "--quiet"])
+            .status
+            .success()
+    );
+    assert!(
+        env.migrate(&["--phase", "transform", "--quiet"])
+            .status
+            .success()
+    );
     let out = env.migrate(&["--phase", "validate", "--entity", "sales", "--quiet"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs buyers validate first") && err.contains("--phase validate --entity buyers"), "{err}");
+    assert!(
+        err.contains("needs buyers validate first")
+            && err.contains("--phase validate --entity buyers"),
+        "{err}"
+    );
 }

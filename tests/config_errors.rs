@@ -7,7 +7,12 @@ use std::process::Command;
 
 use serde_json::json;
 
-fn run(dir: &std::path::Path, config: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+fn run(
+    dir: &std::path::Path,
+    config: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     if let Some(c) = config {
         std::fs::write(dir.join("config.json"), c).unwrap();
     }
@@ -24,16 +29,30 @@ fn good() -> serde_json::Value {
 }
 
 fn case(name: &str, config: Option<String>, args: &[&str], env: &[(&str, &str)], expect: &[&str]) {
-    let dir = std::env::temp_dir().join(format!("migrate-cfg-{name}-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "migrate-cfg-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let out = run(&dir, config.as_deref(), args, env);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{name}: {}", support::text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{name}: {}",
+        support::text(&out)
+    );
     for e in expect {
         assert!(err.contains(e), "{name}: expected {e:?} in: {err}");
     }
-    assert!(!err.contains("s3cr3t"), "{name}: the password leaked: {err}");
-    let left: Vec<_> = support::files_under(&dir).into_iter().filter(|p| !p.ends_with("config.json")).collect();
+    assert!(
+        !err.contains("s3cr3t"),
+        "{name}: the password leaked: {err}"
+    );
+    let left: Vec<_> = support::files_under(&dir)
+        .into_iter()
+        .filter(|p| !p.ends_with("config.json"))
+        .collect();
     assert!(left.is_empty(), "{name}: wrote {left:?}");
     assert!(!dir.join("data").exists(), "{name}: created data/");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -54,7 +73,13 @@ fn each_bad_configuration_exits_2_and_writes_nothing() {
         &pw,
         &["/migration/batchSize: 26 is greater than the maximum of 25"],
     );
-    case("unset-var", with(&|_| {}), &["--full"], &[], &["/source/password", "DB_PASSWORD is not set"]);
+    case(
+        "unset-var",
+        with(&|_| {}),
+        &["--full"],
+        &[],
+        &["/source/password", "DB_PASSWORD is not set"],
+    );
     case(
         "malformed",
         Some("{\n  \"source\": {\n    \"host\": \"x\",,\n  }\n}".into()),
@@ -96,12 +121,30 @@ fn each_bad_configuration_exits_2_and_writes_nothing() {
         &pw,
         &["/source/password"],
     );
-    case("no-file", None, &["--full", "--config", "nope.json"], &pw, &["nope.json", "cannot read"]);
+    case(
+        "no-file",
+        None,
+        &["--full", "--config", "nope.json"],
+        &pw,
+        &["nope.json", "cannot read"],
+    );
 }
 
 #[test]
 fn bad_usage_exits_2_naming_the_valid_values() {
-    case("phase", None, &["--phase", "lod"], &[], &["lod", "extract", "transform", "validate", "load", "verify"]);
-    case("entity", None, &["--full", "--entity", "customers"], &[], &["customers", "buyers", "producers", "sales"]);
+    case(
+        "phase",
+        None,
+        &["--phase", "lod"],
+        &[],
+        &["lod", "extract", "transform", "validate", "load", "verify"],
+    );
+    case(
+        "entity",
+        None,
+        &["--full", "--entity", "customers"],
+        &[],
+        &["customers", "buyers", "producers", "sales"],
+    );
     case("nothing", None, &[], &[], &["--full"]);
 }

@@ -60,7 +60,9 @@ mod tests {
     fn ctx() -> MapContext {
         MapContext {
             namespace: uuid::Uuid::parse_str(crate::config::DEFAULT_UUID_NAMESPACE).unwrap(),
-            run_started_at: chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc(),
+            run_started_at: chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                .unwrap()
+                .to_utc(),
         }
     }
 
@@ -101,10 +103,24 @@ mod tests {
             r[k] = v;
             Buyers.map(&row(r), &ctx()).unwrap()
         };
-        let codes = |t: &Transformed| t.findings.iter().map(|f| (f.code.clone(), f.severity)).collect::<Vec<_>>();
-        assert_eq!(codes(&with("name", json!("  "))), [("missing_name".into(), Severity::Reject)]);
-        assert_eq!(codes(&with("vat_number", json!(null))), [("invalid_vat".into(), Severity::Reject)]);
-        assert_eq!(codes(&with("vat_number", json!("IT01234567890"))), [("invalid_vat".into(), Severity::Reject)]);
+        let codes = |t: &Transformed| {
+            t.findings
+                .iter()
+                .map(|f| (f.code.clone(), f.severity))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            codes(&with("name", json!("  "))),
+            [("missing_name".into(), Severity::Reject)]
+        );
+        assert_eq!(
+            codes(&with("vat_number", json!(null))),
+            [("invalid_vat".into(), Severity::Reject)]
+        );
+        assert_eq!(
+            codes(&with("vat_number", json!("IT01234567890"))),
+            [("invalid_vat".into(), Severity::Reject)]
+        );
         let private = with("kind", json!(3));
         assert!(private.findings.is_empty());
         assert_eq!(private.item["buyerType"], "individual");
@@ -112,12 +128,22 @@ mod tests {
         r["kind"] = json!(3);
         r["vat_number"] = json!("it 123");
         let t = Buyers.map(&row(r), &ctx()).unwrap();
-        assert_eq!(t.findings, [Finding::warning("invalid_vat", "VAT number \"IT123\" is not valid; left out")]);
+        assert_eq!(
+            t.findings,
+            [Finding::warning(
+                "invalid_vat",
+                "VAT number \"IT123\" is not valid; left out"
+            )]
+        );
         assert!(!t.item.contains_key("vatNumber"));
         let t = with("email", json!("not-an-email"));
         assert_eq!(codes(&t), [("invalid_email".into(), Severity::Warning)]);
         assert!(!t.item.contains_key("email"));
-        assert!(Buyers.map(&row(json!({"first_id": 1, "kind": 1})), &ctx()).is_err());
+        assert!(
+            Buyers
+                .map(&row(json!({"first_id": 1, "kind": 1})), &ctx())
+                .is_err()
+        );
     }
 
     #[test]
@@ -127,7 +153,9 @@ mod tests {
             .unwrap();
         assert_eq!(t.item["createdAt"], "2024-10-27T01:30:00.000Z");
         assert_eq!(t.item["updatedAt"], "2024-10-27T01:30:00.000Z");
-        let t = Buyers.map(&row(json!({"first_id": 1, "kind": 3, "name": "A"})), &ctx()).unwrap();
+        let t = Buyers
+            .map(&row(json!({"first_id": 1, "kind": 3, "name": "A"})), &ctx())
+            .unwrap();
         assert_eq!(t.item["createdAt"], "2026-01-01T00:00:00.000Z");
         assert_eq!(t.item["updatedAt"], "2026-01-01T00:00:00.000Z");
     }

@@ -154,7 +154,8 @@ impl Row {
 
     /// A column that must be an integer.
     pub fn int(&self, column: &str) -> Result<i64, String> {
-        self.opt_int(column)?.ok_or_else(|| format!("column {column} is NULL"))
+        self.opt_int(column)?
+            .ok_or_else(|| format!("column {column} is NULL"))
     }
 
     /// A column that is an integer or NULL.
@@ -224,7 +225,9 @@ pub fn s(v: impl Into<String>) -> Option<Value> {
 
 /// A JSON number from exact decimal text (kept as written, never a float).
 pub fn n(text: &str) -> Option<Value> {
-    serde_json::from_str::<serde_json::Number>(text).ok().map(Value::Number)
+    serde_json::from_str::<serde_json::Number>(text)
+        .ok()
+        .map(Value::Number)
 }
 
 /// Counts by reason code, sorted, for reports.
@@ -239,7 +242,10 @@ mod tests {
         let names = names();
         for (i, e) in registry().iter().enumerate() {
             for dep in e.dependencies() {
-                let pos = names.iter().position(|n| n == dep).expect("dependency registered");
+                let pos = names
+                    .iter()
+                    .position(|n| n == dep)
+                    .expect("dependency registered");
                 assert!(pos < i, "{} depends on {dep}, registered later", e.name());
             }
         }

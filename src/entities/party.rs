@@ -64,14 +64,21 @@ pub fn map_party(row: &Row, ctx: &MapContext, kind: &PartyKind) -> Result<Transf
         }
     };
 
-    let upper = |c: &str| row.text(c).and_then(mapping::trimmed).map(|v| v.to_uppercase());
+    let upper = |c: &str| {
+        row.text(c)
+            .and_then(mapping::trimmed)
+            .map(|v| v.to_uppercase())
+    };
     let mut address = Map::new();
     for (key, value) in [
         ("street", row.text("address").and_then(mapping::fold_spaces)),
         ("city", row.text("city").and_then(mapping::fold_spaces)),
         ("province", upper("province")),
         ("zip", row.text("zip").and_then(mapping::trimmed)),
-        ("country", Some(upper("country").unwrap_or_else(|| "IT".into()))),
+        (
+            "country",
+            Some(upper("country").unwrap_or_else(|| "IT".into())),
+        ),
     ] {
         if let Some(v) = value {
             address.insert(key.into(), Value::String(v));
@@ -90,7 +97,12 @@ pub fn map_party(row: &Row, ctx: &MapContext, kind: &PartyKind) -> Result<Transf
         ("fiscalCode", upper("fiscal_code").map(Value::String)),
         ("address", Some(Value::Object(address))),
         ("email", email.map(Value::String)),
-        ("phone", row.text("phone").and_then(mapping::trimmed).map(Value::String)),
+        (
+            "phone",
+            row.text("phone")
+                .and_then(mapping::trimmed)
+                .map(Value::String),
+        ),
         ("status", s("active")),
         ("createdAt", s(created_at)),
         ("updatedAt", s(updated_at)),

@@ -37,7 +37,11 @@ pub fn map_status(raw: Option<&str>) -> Option<&'static str> {
 }
 
 /// quantity × unit price × (1 + VAT rate / 100), exact.
-pub fn expected_total(quantity: Decimal, unit_price: Decimal, vat_rate: Decimal) -> Option<Decimal> {
+pub fn expected_total(
+    quantity: Decimal,
+    unit_price: Decimal,
+    vat_rate: Decimal,
+) -> Option<Decimal> {
     let net = quantity.checked_mul(unit_price)?;
     let factor = Decimal::ONE_HUNDRED.checked_add(vat_rate)?;
     net.checked_mul(factor)?.checked_div(Decimal::ONE_HUNDRED)
@@ -84,11 +88,16 @@ impl Entity for Sales {
         let legacy_id = row.int("first_id")?;
         let ns = &ctx.namespace;
         let sale_id = mapping::legacy_uuid(ns, "sale", legacy_id).to_string();
-        let buyer_id = row.opt_int("buyer_id")?.map(|b| mapping::legacy_uuid(ns, "buyer", b).to_string());
+        let buyer_id = row
+            .opt_int("buyer_id")?
+            .map(|b| mapping::legacy_uuid(ns, "buyer", b).to_string());
         let producer_id = row
             .opt_int("producer_id")?
             .map(|p| mapping::legacy_uuid(ns, "producer", p).to_string());
-        let sale_date = row.text("sale_date").ok_or("column sale_date is NULL")?.to_string();
+        let sale_date = row
+            .text("sale_date")
+            .ok_or("column sale_date is NULL")?
+            .to_string();
         if chrono::NaiveDate::parse_from_str(&sale_date, "%Y-%m-%d").is_err() {
             return Err(format!("column sale_date: {sale_date:?} is not a date"));
         }
@@ -98,7 +107,9 @@ impl Entity for Sales {
         let unit_price = row.number("unit_price")?;
         let vat_rate = row.number("vat_rate")?;
         let total = row.number("total_amount")?;
-        let dec = |c: &str, t: &str| mapping::parse_decimal(t).ok_or_else(|| format!("column {c}: {t} is not a decimal"));
+        let dec = |c: &str, t: &str| {
+            mapping::parse_decimal(t).ok_or_else(|| format!("column {c}: {t} is not a decimal"))
+        };
         let (q, p, v, t) = (
             dec("quantity", quantity)?,
             dec("unit_price", unit_price)?,
@@ -125,7 +136,10 @@ impl Entity for Sales {
         if status.is_none() {
             findings.push(Finding::reject(
                 "unknown_status",
-                format!("status {:?} is not a known legacy code", raw_status.unwrap_or_default()),
+                format!(
+                    "status {:?} is not a known legacy code",
+                    raw_status.unwrap_or_default()
+                ),
             ));
         }
 
@@ -145,21 +159,41 @@ impl Entity for Sales {
             ("buyerId", buyer_id.clone().map(Value::String)),
             ("producerId", producer_id.clone().map(Value::String)),
             ("saleDate", s(sale_date)),
-            ("description", description.map(|d| Value::String(d.to_string()))),
+            (
+                "description",
+                description.map(|d| Value::String(d.to_string())),
+            ),
             ("quantity", n(quantity)),
             ("unitPrice", n(unit_price)),
             ("vatRate", n(vat_rate)),
             ("totalAmount", n(total)),
             ("currency", s(currency)),
             ("status", status.map(s).unwrap_or_default()),
-            ("paymentMethod", row.text("payment_method").and_then(mapping::trimmed).map(Value::String)),
+            (
+                "paymentMethod",
+                row.text("payment_method")
+                    .and_then(mapping::trimmed)
+                    .map(Value::String),
+            ),
             ("createdAt", s(created_at)),
             ("updatedAt", s(updated_at)),
             ("createdBy", s("migration@system")),
-            ("GSI1PK", buyer_id.map(|b| Value::String(format!("BUYER#{b}")))),
-            ("GSI1SK", buyer_id_present(row).then(|| Value::String(index_sk.clone()))),
-            ("GSI2PK", producer_id.map(|p| Value::String(format!("PRODUCER#{p}")))),
-            ("GSI2SK", producer_id_present(row).then(|| Value::String(index_sk.clone()))),
+            (
+                "GSI1PK",
+                buyer_id.map(|b| Value::String(format!("BUYER#{b}"))),
+            ),
+            (
+                "GSI1SK",
+                buyer_id_present(row).then(|| Value::String(index_sk.clone())),
+            ),
+            (
+                "GSI2PK",
+                producer_id.map(|p| Value::String(format!("PRODUCER#{p}"))),
+            ),
+            (
+                "GSI2SK",
+                producer_id_present(row).then(|| Value::String(index_sk.clone())),
+            ),
         ]);
         Ok(Transformed {
             legacy_id,
@@ -202,7 +236,9 @@ mod tests {
         for (k, v) in over.as_object().unwrap() {
             r[k] = v.clone();
         }
-        Sales.map(&Row(r.as_object().unwrap().clone()), &ctx()).unwrap()
+        Sales
+            .map(&Row(r.as_object().unwrap().clone()), &ctx())
+            .unwrap()
     }
 
     #[test]
@@ -250,16 +286,38 @@ mod tests {
 
     #[test]
     fn amounts() {
-        assert_eq!(sale(json!({"quantity": 0})).findings[0].code, "invalid_amount");
-        assert_eq!(sale(json!({"quantity": -1.5})).findings[0].code, "invalid_amount");
-        assert_eq!(sale(json!({"unit_price": -0.01})).findings[0].code, "invalid_amount");
-        assert!(sale(json!({"unit_price": 0, "total_amount": 0})).findings.is_empty());
+        assert_eq!(
+            sale(json!({"quantity": 0})).findings[0].code,
+            "invalid_amount"
+        );
+        assert_eq!(
+            sale(json!({"quantity": -1.5})).findings[0].code,
+            "invalid_amount"
+        );
+        assert_eq!(
+            sale(json!({"unit_price": -0.01})).findings[0].code,
+            "invalid_amount"
+        );
+        assert!(
+            sale(json!({"unit_price": 0, "total_amount": 0}))
+                .findings
+                .is_empty()
+        );
         // 2 × 10.25 × 1.22 = 25.01 exactly; ±0.05 is tolerated
         assert!(sale(json!({"total_amount": 25.06})).findings.is_empty());
         let t = sale(json!({"total_amount": 25.07}));
-        assert_eq!((t.findings[0].code.as_str(), t.findings[0].severity), ("total_mismatch", Severity::Warning));
         assert_eq!(
-            expected_total("0.1".parse().unwrap(), "0.2".parse().unwrap(), "0".parse().unwrap()).unwrap().to_string(),
+            (t.findings[0].code.as_str(), t.findings[0].severity),
+            ("total_mismatch", Severity::Warning)
+        );
+        assert_eq!(
+            expected_total(
+                "0.1".parse().unwrap(),
+                "0.2".parse().unwrap(),
+                "0".parse().unwrap()
+            )
+            .unwrap()
+            .to_string(),
             "0.02"
         );
     }

@@ -39,7 +39,12 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entities: &[&'static dyn Entity
     snapshot.finish().await
 }
 
-async fn extract_one(ctx: &Ctx, snapshot: &Snapshot, entity: &dyn Entity, step: &mut Step) -> Result<()> {
+async fn extract_one(
+    ctx: &Ctx,
+    snapshot: &Snapshot,
+    entity: &dyn Entity,
+    step: &mut Step,
+) -> Result<()> {
     let query = entity.extract_query(&ctx.config.source.schema);
     let total = snapshot.count(&query).await?;
     let bar = ctx.progress.bar(entity.name(), "extract", Some(total));
@@ -48,7 +53,9 @@ async fn extract_one(ctx: &Ctx, snapshot: &Snapshot, entity: &dyn Entity, step: 
     let result = snapshot
         .copy_json(&query, |chunk| {
             if ctx.cancelled() {
-                return Err(Error::Interrupted("extract stopped; nothing was kept".into()));
+                return Err(Error::Interrupted(
+                    "extract stopped; nothing was kept".into(),
+                ));
             }
             let mut rows = 0;
             for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -68,6 +75,11 @@ async fn extract_one(ctx: &Ctx, snapshot: &Snapshot, entity: &dyn Entity, step: 
     step.records_in = manifest.records;
     step.records_out = manifest.records;
     step.output_sha256 = Some(manifest.sha256);
-    tracing::info!(records = manifest.records, "extracted {} to {}", entity.name(), path.display());
+    tracing::info!(
+        records = manifest.records,
+        "extracted {} to {}",
+        entity.name(),
+        path.display()
+    );
     Ok(())
 }

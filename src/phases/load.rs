@@ -29,7 +29,12 @@ use crate::runner::Ctx;
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// Loads one entity.
-pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entity: &dyn Entity, step: &mut Step) -> Result<Vec<String>> {
+pub async fn run(
+    ctx: &Ctx,
+    cp: &mut Checkpoint,
+    entity: &dyn Entity,
+    step: &mut Step,
+) -> Result<Vec<String>> {
     let input = ctx.artifact(Phase::Validate, entity.name());
     let manifest = ArtifactReader::verify(&input)?;
     let resuming = step.confirmed.is_some();
@@ -65,10 +70,16 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entity: &dyn Entity, step: &mut
     step.confirmed = Some(start);
     cp.put(entity.name(), Phase::Load, step.clone())?;
     if start > 0 {
-        tracing::info!("resuming the load of {} at item {start} of {}", entity.name(), manifest.records);
+        tracing::info!(
+            "resuming the load of {} at item {start} of {}",
+            entity.name(),
+            manifest.records
+        );
     }
 
-    let bar = ctx.progress.bar(entity.name(), "load", Some(manifest.records));
+    let bar = ctx
+        .progress
+        .bar(entity.name(), "load", Some(manifest.records));
     bar.set_position(start);
     let batch_size = ctx.config.migration.batch_size;
     let (tx, rx) = mpsc::channel::<Batch>(ctx.config.migration.concurrency * 4);
@@ -101,7 +112,9 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entity: &dyn Entity, step: &mut
             for (index, error) in &done.outcome.failed {
                 any_failed = true;
                 let line = json!({"index": index, "table": table, "error": error});
-                if let Err(e) = writeln!(failed_file, "{line}").and_then(|_| failed_file.sync_data()) {
+                if let Err(e) =
+                    writeln!(failed_file, "{line}").and_then(|_| failed_file.sync_data())
+                {
                     io_error = Some(Error::io(&failed_path, e));
                 }
             }
@@ -116,7 +129,10 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entity: &dyn Entity, step: &mut
             let c = stats.counts();
             bar.set_errors(
                 failed_total + failed,
-                format!("throttled {} 5xx {} retries {}", c.throttled, c.server_errors, c.retries),
+                format!(
+                    "throttled {} 5xx {} retries {}",
+                    c.throttled, c.server_errors, c.retries
+                ),
             );
             if last_save.elapsed() >= SAVE_EVERY {
                 last_save = Instant::now();
@@ -136,7 +152,9 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entity: &dyn Entity, step: &mut
         },
     )
     .await;
-    let read_result = reader.join().unwrap_or_else(|_| Err(Error::Incomplete("the artifact reader panicked".into())));
+    let read_result = reader
+        .join()
+        .unwrap_or_else(|_| Err(Error::Incomplete("the artifact reader panicked".into())));
     bar.finish();
 
     step.confirmed = Some(watermark);
@@ -146,11 +164,15 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entity: &dyn Entity, step: &mut
     step.records_out = written_total;
     step.rejected = failed_total;
     let c = step.counts.unwrap_or_default();
-    step.reasons = [("throttled", c.throttled), ("server_errors", c.server_errors), ("retries", c.retries)]
-        .into_iter()
-        .filter(|(_, v)| *v > 0)
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    step.reasons = [
+        ("throttled", c.throttled),
+        ("server_errors", c.server_errors),
+        ("retries", c.retries),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v > 0)
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     cp.put(entity.name(), Phase::Load, step.clone())?;
     if let Some(e) = io_error {
         return Err(e);
@@ -197,7 +219,13 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entity: &dyn Entity, step: &mut
     }
 }
 
-fn write_report(ctx: &Ctx, entity: &dyn Entity, table: &str, step: &Step, failed_path: &Path) -> Result<()> {
+fn write_report(
+    ctx: &Ctx,
+    entity: &dyn Entity,
+    table: &str,
+    step: &Step,
+    failed_path: &Path,
+) -> Result<()> {
     report::update(
         &ctx.report("load_report.json"),
         &ctx.run_id,
@@ -240,7 +268,10 @@ fn read_batches(path: &Path, start: u64, batch_size: usize, tx: mpsc::Sender<Bat
                     first: index + 1,
                     writes: Vec::with_capacity(batch_size),
                 };
-                if tx.blocking_send(std::mem::replace(&mut batch, next)).is_err() {
+                if tx
+                    .blocking_send(std::mem::replace(&mut batch, next))
+                    .is_err()
+                {
                     return Ok(()); // the pipeline stopped
                 }
             }

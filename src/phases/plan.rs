@@ -16,8 +16,14 @@ use crate::runner::Ctx;
 pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
     let m = &ctx.config.migration;
     let client = ctx.dynamo().await;
-    println!("\nDry run: nothing was written to DynamoDB. Load plan (batch {}, concurrency {}):", m.batch_size, m.concurrency);
-    println!("{:<10} {:<24} {:>10} {:>10} {:>12} {:>12}", "entity", "table", "items", "requests", "write units", "estimate");
+    println!(
+        "\nDry run: nothing was written to DynamoDB. Load plan (batch {}, concurrency {}):",
+        m.batch_size, m.concurrency
+    );
+    println!(
+        "{:<10} {:<24} {:>10} {:>10} {:>12} {:>12}",
+        "entity", "table", "items", "requests", "write units", "estimate"
+    );
     for e in entities {
         let path = ctx.artifact(Phase::Validate, e.name());
         let mut reader = ArtifactReader::open(&path)?;
@@ -54,6 +60,8 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
         );
         tracing::info!(entity = e.name(), items, requests, write_units = units, estimate_s = secs, rtt_ms = rtt.as_millis() as u64, provisioned_wcu = ?wcu, "load plan");
     }
-    println!("(estimate: requests × measured round trip ÷ concurrency, or write units ÷ provisioned WCU when that is slower)");
+    println!(
+        "(estimate: requests × measured round trip ÷ concurrency, or write units ÷ provisioned WCU when that is slower)"
+    );
     Ok(())
 }

@@ -14,7 +14,9 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     let input = ctx.artifact(Phase::Extract, entity.name());
     let mut reader = ArtifactReader::open(&input)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
-    let bar = ctx.progress.bar(entity.name(), "transform", Some(reader.manifest().records));
+    let bar = ctx
+        .progress
+        .bar(entity.name(), "transform", Some(reader.manifest().records));
     let output = ctx.artifact(Phase::Transform, entity.name());
     let mut writer = ArtifactWriter::create(&output, &ctx.run_id, "transform", entity.name())?;
     let qpath = ctx.report(&format!("quarantine/{}.jsonl", entity.name()));
@@ -29,13 +31,18 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         if ctx.cancelled() {
             writer.discard();
             quarantine.discard();
-            return Err(Error::Interrupted("transform stopped; nothing was kept".into()));
+            return Err(Error::Interrupted(
+                "transform stopped; nothing was kept".into(),
+            ));
         }
         let row = Row(row);
         match entity.map(&row, &map_ctx) {
             Ok(t) => writer.write(&t)?,
             Err(message) => {
-                step.reasons.entry("unmappable".into()).and_modify(|c| *c += 1).or_insert(1);
+                step.reasons
+                    .entry("unmappable".into())
+                    .and_modify(|c| *c += 1)
+                    .or_insert(1);
                 quarantine.write(&json!({
                     "legacyId": row.0.get("first_id"),
                     "line": reader.line_no(),
@@ -46,7 +53,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
             }
         }
         n += 1;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             bar.inc(1024);
         }
     }

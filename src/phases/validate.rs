@@ -36,10 +36,18 @@ pub fn valid_ids(data_dir: &std::path::Path, entity: &dyn Entity) -> Result<KeyS
 /// Validates one entity.
 pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<String>> {
     let input = ctx.artifact(Phase::Transform, entity.name());
-    let schema: Value = serde_json::from_str(entity.schema())
-        .map_err(|e| Error::artifact(format!("entities/{}.schema.json", entity.name()), e.to_string()))?;
-    let validator = jsonschema::validator_for(&schema)
-        .map_err(|e| Error::artifact(format!("entities/{}.schema.json", entity.name()), e.to_string()))?;
+    let schema: Value = serde_json::from_str(entity.schema()).map_err(|e| {
+        Error::artifact(
+            format!("entities/{}.schema.json", entity.name()),
+            e.to_string(),
+        )
+    })?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        Error::artifact(
+            format!("entities/{}.schema.json", entity.name()),
+            e.to_string(),
+        )
+    })?;
 
     // Pass 1: key fingerprints and unique-attribute values.
     let mut reader = ArtifactReader::open(&input)?;
@@ -66,8 +74,13 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     // The valid ids of the entities this one refers to.
     let mut reference_sets = Vec::new();
     for r in entity.references() {
-        let target = entities::find(r.entity)
-            .ok_or_else(|| Error::Dependency(format!("{} refers to unknown entity {}", entity.name(), r.entity)))?;
+        let target = entities::find(r.entity).ok_or_else(|| {
+            Error::Dependency(format!(
+                "{} refers to unknown entity {}",
+                entity.name(),
+                r.entity
+            ))
+        })?;
         reference_sets.push((r, valid_ids(&ctx.data_dir, target)?));
     }
 
@@ -78,8 +91,10 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     let mut valid = ArtifactWriter::create(&out, &ctx.run_id, "validate", entity.name())?;
     let rejected_path = ctx.report(&format!("rejected/{}.jsonl", entity.name()));
     let warnings_path = ctx.report(&format!("warnings/{}.jsonl", entity.name()));
-    let mut rejected = ArtifactWriter::create(&rejected_path, &ctx.run_id, "validate", entity.name())?;
-    let mut warned = ArtifactWriter::create(&warnings_path, &ctx.run_id, "validate", entity.name())?;
+    let mut rejected =
+        ArtifactWriter::create(&rejected_path, &ctx.run_id, "validate", entity.name())?;
+    let mut warned =
+        ArtifactWriter::create(&warnings_path, &ctx.run_id, "validate", entity.name())?;
     let mut reject_counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut warning_counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut n = 0u64;
@@ -88,7 +103,9 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
             valid.discard();
             rejected.discard();
             warned.discard();
-            return Err(Error::Interrupted("validate stopped; nothing was kept".into()));
+            return Err(Error::Interrupted(
+                "validate stopped; nothing was kept".into(),
+            ));
         }
         let Transformed {
             legacy_id,
@@ -97,13 +114,20 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         } = t;
         let (pk, sk) = key_of(&item);
         if keys.get(&key_hash(&pk, &sk)).copied().unwrap_or(0) > 1 {
-            findings.push(Finding::reject("duplicate_key", format!("another item has the key PK={pk}, SK={sk}")));
+            findings.push(Finding::reject(
+                "duplicate_key",
+                format!("another item has the key PK={pk}, SK={sk}"),
+            ));
         }
         for (u, dups) in uniques.iter().zip(&unique_seen) {
             if let Some(v) = item.get(u.attribute).and_then(Value::as_str)
                 && dups.contains_key(v)
             {
-                let msg = format!("{} {v} is shared with {} other item(s)", u.attribute, dups[v] - 1);
+                let msg = format!(
+                    "{} {v} is shared with {} other item(s)",
+                    u.attribute,
+                    dups[v] - 1
+                );
                 findings.push(match u.severity {
                     Severity::Reject => Finding::reject(u.code, msg),
                     Severity::Warning => Finding::warning(u.code, msg),
@@ -115,9 +139,15 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 Some(id) if ids.contains(&key_hash(id, "")) => {}
                 Some(id) => findings.push(Finding::reject(
                     r.code,
-                    format!("{} {id} is not among the valid migrated {}", r.attribute, r.entity),
+                    format!(
+                        "{} {id} is not among the valid migrated {}",
+                        r.attribute, r.entity
+                    ),
                 )),
-                None => findings.push(Finding::reject(r.code, format!("no {} (NULL in the source)", r.attribute))),
+                None => findings.push(Finding::reject(
+                    r.code,
+                    format!("no {} (NULL in the source)", r.attribute),
+                )),
             }
         }
         let size = item_size(&item);
@@ -134,16 +164,36 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 .iter_errors(&instance)
                 .map(|e| format!("{}: {e}", e.instance_path()))
                 .collect();
-            let Value::Object(back) = instance else { unreachable!() };
+            let Value::Object(back) = instance else {
+                unreachable!()
+            };
             if !errors.is_empty() {
                 findings.push(Finding::reject("schema", errors.join("; ")));
             }
-            return_item(back, legacy_id, findings, &mut valid, &mut rejected, &mut warned, &mut reject_counts, &mut warning_counts)?;
+            return_item(
+                back,
+                legacy_id,
+                findings,
+                &mut valid,
+                &mut rejected,
+                &mut warned,
+                &mut reject_counts,
+                &mut warning_counts,
+            )?;
         } else {
-            return_item(item, legacy_id, findings, &mut valid, &mut rejected, &mut warned, &mut reject_counts, &mut warning_counts)?;
+            return_item(
+                item,
+                legacy_id,
+                findings,
+                &mut valid,
+                &mut rejected,
+                &mut warned,
+                &mut reject_counts,
+                &mut warning_counts,
+            )?;
         }
         n += 1;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             bar.inc(1024);
         }
     }
@@ -196,8 +246,9 @@ fn return_item(
     reject_counts: &mut BTreeMap<String, u64>,
     warning_counts: &mut BTreeMap<String, u64>,
 ) -> Result<()> {
-    let (rejects, warnings): (Vec<&Finding>, Vec<&Finding>) =
-        findings.iter().partition(|f| f.severity == Severity::Reject);
+    let (rejects, warnings): (Vec<&Finding>, Vec<&Finding>) = findings
+        .iter()
+        .partition(|f| f.severity == Severity::Reject);
     let (pk, sk) = key_of(&item);
     for f in &warnings {
         *warning_counts.entry(f.code.clone()).or_insert(0) += 1;

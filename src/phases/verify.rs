@@ -32,11 +32,17 @@ const EXAMPLES: usize = 50;
 /// member, lists element by element.
 pub fn same_value(expected: &Value, found: &Value) -> bool {
     match (expected, found) {
-        (Value::Number(a), Value::Number(b)) => canonical_number(a.as_str()) == canonical_number(b.as_str()),
-        (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_value(v, w)))
+        (Value::Number(a), Value::Number(b)) => {
+            canonical_number(a.as_str()) == canonical_number(b.as_str())
         }
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y)),
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y))
+        }
         (a, b) => a == b,
     }
 }
@@ -85,10 +91,18 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     // The ids present in the tables this entity refers to.
     let mut ref_sets: Vec<(entities::Reference, KeySet)> = Vec::new();
     for r in entity.references() {
-        let target = entities::find(r.entity).ok_or_else(|| Error::Dependency(format!("unknown entity {}", r.entity)))?;
+        let target = entities::find(r.entity)
+            .ok_or_else(|| Error::Dependency(format!("unknown entity {}", r.entity)))?;
         let ref_table = ctx.table(target)?.to_string();
         let mut ids = KeySet::new();
-        let mut pages = dynamo::scan(&client, &ref_table, segments, Some(target.key_prefix()), true, &policy);
+        let mut pages = dynamo::scan(
+            &client,
+            &ref_table,
+            segments,
+            Some(target.key_prefix()),
+            true,
+            &policy,
+        );
         while let Some(page) = pages.recv().await {
             for item in page? {
                 if let Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)) = item.get("PK") {
@@ -131,8 +145,14 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                     .map(|i| {
                         let (pk, sk) = key_of(i);
                         HashMap::from([
-                            ("PK".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(pk)),
-                            ("SK".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(sk)),
+                            (
+                                "PK".to_string(),
+                                aws_sdk_dynamodb::types::AttributeValue::S(pk),
+                            ),
+                            (
+                                "SK".to_string(),
+                                aws_sdk_dynamodb::types::AttributeValue::S(sk),
+                            ),
                         ])
                     })
                     .collect();
@@ -140,7 +160,9 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 (items, found)
             });
         }
-        let Some((items, found)) = in_flight.next().await else { break };
+        let Some((items, found)) = in_flight.next().await else {
+            break;
+        };
         let found = found?;
         let mut by_key: HashMap<(String, String), Item> = found
             .iter()
@@ -156,7 +178,9 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 None => {
                     f.missing += 1;
                     if f.missing_examples.len() < EXAMPLES {
-                        f.missing_examples.push(json!({"PK": key.0, "SK": key.1, "legacyId": expected.get("legacyId")}));
+                        f.missing_examples.push(
+                            json!({"PK": key.0, "SK": key.1, "legacyId": expected.get("legacyId")}),
+                        );
                     }
                 }
                 Some(actual) => {
@@ -180,8 +204,10 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                         if !ok {
                             f.orphans += 1;
                             if f.orphan_examples.len() < EXAMPLES {
-                                f.orphan_examples.push(json!({"PK": key.0, "SK": key.1, "attribute": r.attribute,
-                                    "value": actual.get(r.attribute), "table": r.entity}));
+                                f.orphan_examples.push(
+                                    json!({"PK": key.0, "SK": key.1, "attribute": r.attribute,
+                                    "value": actual.get(r.attribute), "table": r.entity}),
+                                );
                             }
                         }
                     }
@@ -197,7 +223,14 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     let before = backup_keys(ctx, entity)?;
     let mut extra = 0u64;
     let mut extra_examples = Vec::new();
-    let mut pages = dynamo::scan(&client, &table, segments, Some(entity.key_prefix()), true, &policy);
+    let mut pages = dynamo::scan(
+        &client,
+        &table,
+        segments,
+        Some(entity.key_prefix()),
+        true,
+        &policy,
+    );
     while let Some(page) = pages.recv().await {
         for item in page? {
             let key = key_of(&item_from_av(&item));
@@ -216,11 +249,16 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     step.records_in = f.expected;
     step.records_out = f.matched;
     step.rejected = problems;
-    step.reasons = [("missing", f.missing), ("different", f.different), ("extra", extra), ("orphan_reference", f.orphans)]
-        .into_iter()
-        .filter(|(_, v)| *v > 0)
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    step.reasons = [
+        ("missing", f.missing),
+        ("different", f.different),
+        ("extra", extra),
+        ("orphan_reference", f.orphans),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v > 0)
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     report::update(
         &ctx.report("verification_report.json"),
         &ctx.run_id,
@@ -248,7 +286,11 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         }),
     )?;
     if problems == 0 {
-        tracing::info!("verified {}: {} items match, {counted} counted by scan", entity.name(), f.matched);
+        tracing::info!(
+            "verified {}: {} items match, {counted} counted by scan",
+            entity.name(),
+            f.matched
+        );
         Ok(Vec::new())
     } else {
         Ok(vec![format!(
@@ -265,8 +307,13 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
 /// Keys with the entity's prefix that the pre-load backup held.
 fn backup_keys(ctx: &Ctx, entity: &dyn Entity) -> Result<KeySet> {
     let mut set = KeySet::new();
-    let Some(cp) = Checkpoint::load(&ctx.data_dir)? else { return Ok(set) };
-    let Some(backup) = cp.step(entity.name(), Phase::Load).and_then(|s| s.backup.clone()) else {
+    let Some(cp) = Checkpoint::load(&ctx.data_dir)? else {
+        return Ok(set);
+    };
+    let Some(backup) = cp
+        .step(entity.name(), Phase::Load)
+        .and_then(|s| s.backup.clone())
+    else {
         return Ok(set);
     };
     let mut reader = ArtifactReader::open(&backup.path)?;

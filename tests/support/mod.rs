@@ -11,13 +11,15 @@ use std::process::{Command, Output};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
 };
 use serde_json::{Map, Value, json};
 
 /// The PostgreSQL server tests use (`MIGRATE_TEST_PG`, libpq key=value).
 pub fn pg_params() -> BTreeMap<String, String> {
-    let raw = std::env::var("MIGRATE_TEST_PG").unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".into());
+    let raw = std::env::var("MIGRATE_TEST_PG")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".into());
     raw.split_whitespace()
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -52,7 +54,11 @@ impl Env {
         let db = format!("mt_{name}");
         let dir = std::env::temp_dir().join(format!("migrate-test-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let endpoint = dynamodb_endpoint();
         let client = rt.block_on(make_client(&endpoint));
         let tables: BTreeMap<String, String> = ["buyers", "producers", "sales"]
@@ -82,29 +88,57 @@ impl Env {
         let out = Command::new("bash")
             .arg(project_root().join("scripts/gen_s9.sh"))
             .args(["--db", &self.db, "--quiet", "--no-role"])
-            .args(["--buyers", &buyers.to_string(), "--producers", &producers.to_string()])
+            .args([
+                "--buyers",
+                &buyers.to_string(),
+                "--producers",
+                &producers.to_string(),
+            ])
             .args(["--sales", &sales.to_string(), "--seed", &seed.to_string()])
-            .args(["--host", p.get("host").map(String::as_str).unwrap_or("127.0.0.1")])
-            .args(["--port", p.get("port").map(String::as_str).unwrap_or("5432")])
-            .args(["--user", p.get("user").map(String::as_str).unwrap_or("postgres")])
+            .args([
+                "--host",
+                p.get("host").map(String::as_str).unwrap_or("127.0.0.1"),
+            ])
+            .args([
+                "--port",
+                p.get("port").map(String::as_str).unwrap_or("5432"),
+            ])
+            .args([
+                "--user",
+                p.get("user").map(String::as_str).unwrap_or("postgres"),
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "gen_s9 failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gen_s9 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn psql(&self, db: &str, sql: &str) -> String {
         let p = pg_params();
         let out = Command::new("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .args(["-h", p.get("host").map(String::as_str).unwrap_or("127.0.0.1")])
+            .args([
+                "-h",
+                p.get("host").map(String::as_str).unwrap_or("127.0.0.1"),
+            ])
             .args(["-p", p.get("port").map(String::as_str).unwrap_or("5432")])
-            .args(["-U", p.get("user").map(String::as_str).unwrap_or("postgres")])
+            .args([
+                "-U",
+                p.get("user").map(String::as_str).unwrap_or("postgres"),
+            ])
             .args(["-d", db])
             .arg("-c")
             .arg(sql)
             .output()
             .expect("psql runs");
-        assert!(out.status.success(), "psql failed: {}\n{sql}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql failed: {}\n{sql}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -153,7 +187,10 @@ impl Env {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(args)
-            .env("MIGRATE_TEST_PGPASSWORD", pg_params().get("password").cloned().unwrap_or_default())
+            .env(
+                "MIGRATE_TEST_PGPASSWORD",
+                pg_params().get("password").cloned().unwrap_or_default(),
+            )
             .env_remove("AWS_PROFILE");
         c
     }
@@ -171,7 +208,13 @@ impl Env {
                     .build()
                     .unwrap()
             };
-            let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+            let key = |n: &str, t: KeyType| {
+                KeySchemaElement::builder()
+                    .attribute_name(n)
+                    .key_type(t)
+                    .build()
+                    .unwrap()
+            };
             self.client
                 .create_table()
                 .table_name(name)
@@ -245,32 +288,59 @@ impl Env {
     /// Reads a JSON Lines file of the data dir.
     pub fn jsonl(&self, rel: &str) -> Vec<Value> {
         let path = self.data_dir().join(rel);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// Reads a JSON report of the data dir.
     pub fn report(&self, rel: &str) -> Value {
         let path = self.data_dir().join(rel);
-        serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+        serde_json::from_slice(
+            &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        )
+        .unwrap()
     }
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
         if std::env::var_os("MIGRATE_TEST_KEEP").is_some() {
-            eprintln!("kept: db {}, dir {}, tables {:?}", self.db, self.dir.display(), self.tables);
+            eprintln!(
+                "kept: db {}, dir {}, tables {:?}",
+                self.db,
+                self.dir.display(),
+                self.tables
+            );
             return;
         }
         for t in self.tables.values() {
-            let _ = self.rt.block_on(self.client.delete_table().table_name(t).send());
+            let _ = self
+                .rt
+                .block_on(self.client.delete_table().table_name(t).send());
         }
         let p = pg_params();
         let _ = Command::new("psql")
-            .args(["-X", "-q", "-h", p.get("host").map(String::as_str).unwrap_or("127.0.0.1")])
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                p.get("host").map(String::as_str).unwrap_or("127.0.0.1"),
+            ])
             .args(["-p", p.get("port").map(String::as_str).unwrap_or("5432")])
-            .args(["-U", p.get("user").map(String::as_str).unwrap_or("postgres"), "-d", "postgres", "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db))
+            .args([
+                "-U",
+                p.get("user").map(String::as_str).unwrap_or("postgres"),
+                "-d",
+                "postgres",
+                "-c",
+            ])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db
+            ))
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -280,7 +350,9 @@ pub async fn make_client(endpoint: &str) -> Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
         .load()
         .await;
     Client::new(&conf)
