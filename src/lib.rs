@@ -25,6 +25,7 @@ pub mod entities;
 pub mod error;
 pub mod logging;
 pub mod mapping;
+pub mod parallel;
 pub mod phases;
 pub mod pipeline;
 pub mod progress;

@@ -9,18 +9,20 @@ pub mod validate;
 pub mod verify;
 
 use std::collections::HashSet;
-
-use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
 
 /// A 128-bit fingerprint of an item key, for key sets that must stay small
-/// in memory at millions of items (collisions are negligible at 2⁻⁶⁴ scale).
+/// in memory at millions of items: two independent 64-bit SipHashes, so a
+/// collision among a billion keys has odds around 10⁻²⁰.
 pub fn key_hash(pk: &str, sk: &str) -> u128 {
-    let mut h = Sha256::new();
-    h.update(pk.as_bytes());
-    h.update([0u8]);
-    h.update(sk.as_bytes());
-    let d = h.finalize();
-    u128::from_le_bytes(d[..16].try_into().expect("16 bytes"))
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        pk.hash(&mut h);
+        sk.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
 }
 
 /// A set of key fingerprints.

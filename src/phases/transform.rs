@@ -1,5 +1,6 @@
-//! Transform: extracted rows → items, through each entity's pure mapping.
-//! Rows that cannot be mapped at all go to `data/reports/quarantine/`.
+//! Transform: extracted rows → items, through each entity's pure mapping,
+//! on all cores with the output kept in input order. Rows that cannot be
+//! mapped at all go to `data/reports/quarantine/<entity>.jsonl`.
 
 use serde_json::{Map, Value, json};
 
@@ -7,12 +8,18 @@ use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
 use crate::entities::{Entity, MapContext, Row};
 use crate::error::{Error, Result};
+use crate::parallel;
 use crate::runner::Ctx;
 
-/// Transforms one entity; returns no problems (quarantine is reported, not failed).
-pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<String>> {
+enum Out {
+    Item(Vec<u8>),
+    Unmappable(Value),
+}
+
+/// Transforms one entity; unmappable rows are reported, not a failure.
+pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Result<Vec<String>> {
     let input = ctx.artifact(Phase::Extract, entity.name());
-    let mut reader = ArtifactReader::open(&input)?;
+    let reader = ArtifactReader::open(&input)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let bar = ctx
         .progress
@@ -25,44 +32,55 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         namespace: ctx.config.migration.uuid_namespace,
         run_started_at: ctx.run_started_at,
     };
-    let mut buf = String::new();
+    let path = input.clone();
+    let map_line = move |line: &str| -> Result<Out> {
+        let row: Map<String, Value> = serde_json::from_str(line)
+            .map_err(|e| Error::artifact(&path, format!("a row is not a JSON object: {e}")))?;
+        let row = Row(row);
+        Ok(match entity.map(&row, &map_ctx) {
+            Ok(t) => Out::Item(serde_json::to_vec(&t).expect("items serialize")),
+            Err(message) => Out::Unmappable(json!({
+                "legacyId": row.0.get("first_id"),
+                "reason": "unmappable",
+                "message": message,
+                "row": row.0,
+            })),
+        })
+    };
     let mut n = 0u64;
-    while let Some(row) = reader.next_record::<Map<String, Value>>(&mut buf)? {
+    let result = parallel::map_lines(reader, parallel::workers(), map_line, |first_line, outs| {
         if ctx.cancelled() {
-            writer.discard();
-            quarantine.discard();
             return Err(Error::Interrupted(
                 "transform stopped; nothing was kept".into(),
             ));
         }
-        let row = Row(row);
-        match entity.map(&row, &map_ctx) {
-            Ok(t) => writer.write(&t)?,
-            Err(message) => {
-                step.reasons
-                    .entry("unmappable".into())
-                    .and_modify(|c| *c += 1)
-                    .or_insert(1);
-                quarantine.write(&json!({
-                    "legacyId": row.0.get("first_id"),
-                    "line": reader.line_no(),
-                    "reason": "unmappable",
-                    "message": message,
-                    "row": row.0,
-                }))?;
+        let before = n;
+        for (i, out) in outs.into_iter().enumerate() {
+            match out {
+                Out::Item(bytes) => writer.write_raw_line(&bytes)?,
+                Out::Unmappable(mut v) => {
+                    v["line"] = json!(first_line + i as u64);
+                    quarantine.write(&v)?;
+                }
             }
+            n += 1;
         }
-        n += 1;
-        if n.is_multiple_of(1024) {
-            bar.inc(1024);
-        }
+        bar.inc(n - before);
+        Ok(())
+    });
+    if let Err(e) = result {
+        writer.discard();
+        quarantine.discard();
+        return Err(e);
     }
-    bar.inc(n % 1024);
+    bar.finish();
     step.records_in = n;
     step.rejected = quarantine.records();
+    if step.rejected > 0 {
+        step.reasons.insert("unmappable".into(), step.rejected);
+    }
     let manifest = writer.finish()?;
     quarantine.finish()?;
-    bar.finish();
     step.records_out = manifest.records;
     step.output_sha256 = Some(manifest.sha256);
     Ok(Vec::new())

@@ -1,21 +1,26 @@
 //! Validate: applies SPEC §6 to the transformed items in two streaming
 //! passes. The first collects key fingerprints and the values of attributes
-//! that should be unique; the second decides each record: the findings the
-//! mapping made, duplicate keys, duplicates of unique attributes, references
-//! to the *valid* items of other entities, DynamoDB's 400 KB limit, and the
-//! entity's JSON Schema as a backstop. Valid items go to `data/validated/`,
-//! rejects to `data/reports/rejected/`, warnings to `data/reports/warnings/`.
+//! that should be unique (parsing only those); the second decides each record
+//! on all cores: the findings the mapping made, duplicate keys, duplicates of
+//! unique attributes, references to the *valid* items of other entities,
+//! DynamoDB's 400 KB limit, and the entity's JSON Schema as a backstop. Valid
+//! items go to `data/validated/`, rejects to `data/reports/rejected/`,
+//! warnings to `data/reports/warnings/`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{KeySet, key_hash};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
 use crate::dynamo::{MAX_ITEM_BYTES, item_size, key_of};
-use crate::entities::{self, Entity, Finding, Severity, Transformed};
+use crate::entities::{self, Entity, Finding, Reference, Severity, Transformed, UniqueAttribute};
 use crate::error::{Error, Result};
+use crate::parallel;
 use crate::report;
 use crate::runner::{Ctx, artifact_path};
 
@@ -33,100 +38,65 @@ pub fn valid_ids(data_dir: &std::path::Path, entity: &dyn Entity) -> Result<KeyS
     Ok(ids)
 }
 
-/// Validates one entity.
-pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<String>> {
-    let input = ctx.artifact(Phase::Transform, entity.name());
-    let schema: Value = serde_json::from_str(entity.schema()).map_err(|e| {
-        Error::artifact(
-            format!("entities/{}.schema.json", entity.name()),
-            e.to_string(),
-        )
-    })?;
-    let validator = jsonschema::validator_for(&schema).map_err(|e| {
-        Error::artifact(
-            format!("entities/{}.schema.json", entity.name()),
-            e.to_string(),
-        )
-    })?;
+/// Only what pass 1 needs of a transformed record: attribute values stay
+/// raw (unparsed, borrowed) unless pass 1 asks for them.
+#[derive(Deserialize)]
+struct Keys<'a> {
+    #[serde(borrow)]
+    item: HashMap<&'a str, &'a serde_json::value::RawValue>,
+}
 
-    // Pass 1: key fingerprints and unique-attribute values.
-    let mut reader = ArtifactReader::open(&input)?;
-    step.input_sha256 = Some(reader.manifest().sha256.clone());
-    let total = reader.manifest().records;
-    let mut keys: HashMap<u128, u8> = HashMap::with_capacity(total as usize);
-    let uniques = entity.unique_attributes();
-    let mut unique_seen: Vec<HashMap<String, u32>> = vec![HashMap::new(); uniques.len()];
-    let mut buf = String::new();
-    while let Some(t) = reader.next_record::<Transformed>(&mut buf)? {
-        let (pk, sk) = key_of(&t.item);
-        let c = keys.entry(key_hash(&pk, &sk)).or_insert(0);
-        *c = c.saturating_add(1);
-        for (u, seen) in uniques.iter().zip(unique_seen.iter_mut()) {
-            if let Some(v) = t.item.get(u.attribute).and_then(Value::as_str) {
-                *seen.entry(v.to_string()).or_insert(0) += 1;
-            }
+impl Keys<'_> {
+    fn str(&self, attribute: &str) -> Option<Cow<'_, str>> {
+        let raw = self.item.get(attribute)?.get();
+        if raw.starts_with('"') {
+            serde_json::from_str(raw).ok()
+        } else {
+            None
         }
     }
-    for seen in &mut unique_seen {
-        seen.retain(|_, c| *c > 1);
-    }
+}
 
-    // The valid ids of the entities this one refers to.
-    let mut reference_sets = Vec::new();
-    for r in entity.references() {
-        let target = entities::find(r.entity).ok_or_else(|| {
-            Error::Dependency(format!(
-                "{} refers to unknown entity {}",
-                entity.name(),
-                r.entity
-            ))
-        })?;
-        reference_sets.push((r, valid_ids(&ctx.data_dir, target)?));
-    }
+/// What pass 2 shares with its workers.
+struct Rules {
+    keys: HashMap<u128, u8>,
+    uniques: &'static [UniqueAttribute],
+    unique_dups: Vec<HashMap<String, u32>>,
+    references: Vec<(Reference, KeySet)>,
+    validator: jsonschema::Validator,
+}
 
-    // Pass 2: decide.
-    let mut reader = ArtifactReader::open(&input)?;
-    let bar = ctx.progress.bar(entity.name(), "validate", Some(total));
-    let out = ctx.artifact(Phase::Validate, entity.name());
-    let mut valid = ArtifactWriter::create(&out, &ctx.run_id, "validate", entity.name())?;
-    let rejected_path = ctx.report(&format!("rejected/{}.jsonl", entity.name()));
-    let warnings_path = ctx.report(&format!("warnings/{}.jsonl", entity.name()));
-    let mut rejected =
-        ArtifactWriter::create(&rejected_path, &ctx.run_id, "validate", entity.name())?;
-    let mut warned =
-        ArtifactWriter::create(&warnings_path, &ctx.run_id, "validate", entity.name())?;
-    let mut reject_counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut warning_counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut n = 0u64;
-    while let Some(t) = reader.next_record::<Transformed>(&mut buf)? {
-        if ctx.cancelled() {
-            valid.discard();
-            rejected.discard();
-            warned.discard();
-            return Err(Error::Interrupted(
-                "validate stopped; nothing was kept".into(),
-            ));
-        }
+/// One decided record, serialized.
+struct Decided {
+    valid: Option<Vec<u8>>,
+    rejected: Option<Vec<u8>>,
+    warned: Option<Vec<u8>>,
+    reject_codes: Vec<String>,
+    warning_codes: Vec<String>,
+}
+
+impl Rules {
+    fn decide(&self, t: Transformed) -> Decided {
         let Transformed {
             legacy_id,
             item,
             mut findings,
         } = t;
         let (pk, sk) = key_of(&item);
-        if keys.get(&key_hash(&pk, &sk)).copied().unwrap_or(0) > 1 {
+        if self.keys.get(&key_hash(&pk, &sk)).copied().unwrap_or(0) > 1 {
             findings.push(Finding::reject(
                 "duplicate_key",
                 format!("another item has the key PK={pk}, SK={sk}"),
             ));
         }
-        for (u, dups) in uniques.iter().zip(&unique_seen) {
+        for (u, dups) in self.uniques.iter().zip(&self.unique_dups) {
             if let Some(v) = item.get(u.attribute).and_then(Value::as_str)
-                && dups.contains_key(v)
+                && let Some(count) = dups.get(v)
             {
                 let msg = format!(
                     "{} {v} is shared with {} other item(s)",
                     u.attribute,
-                    dups[v] - 1
+                    count - 1
                 );
                 findings.push(match u.severity {
                     Severity::Reject => Finding::reject(u.code, msg),
@@ -134,7 +104,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 });
             }
         }
-        for (r, ids) in &reference_sets {
+        for (r, ids) in &self.references {
             match item.get(r.attribute).and_then(Value::as_str) {
                 Some(id) if ids.contains(&key_hash(id, "")) => {}
                 Some(id) => findings.push(Finding::reject(
@@ -157,47 +127,166 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 format!("item is {size} bytes; DynamoDB allows {MAX_ITEM_BYTES}"),
             ));
         }
-        let is_reject = |f: &Finding| f.severity == Severity::Reject;
-        if !findings.iter().any(is_reject) {
-            let instance = Value::Object(item);
-            let errors: Vec<String> = validator
-                .iter_errors(&instance)
+        let mut item = Value::Object(item);
+        if !findings.iter().any(|f| f.severity == Severity::Reject)
+            && !self.validator.is_valid(&item)
+        {
+            let errors: Vec<String> = self
+                .validator
+                .iter_errors(&item)
                 .map(|e| format!("{}: {e}", e.instance_path()))
                 .collect();
-            let Value::Object(back) = instance else {
-                unreachable!()
-            };
-            if !errors.is_empty() {
-                findings.push(Finding::reject("schema", errors.join("; ")));
-            }
-            return_item(
-                back,
-                legacy_id,
-                findings,
-                &mut valid,
-                &mut rejected,
-                &mut warned,
-                &mut reject_counts,
-                &mut warning_counts,
-            )?;
-        } else {
-            return_item(
-                item,
-                legacy_id,
-                findings,
-                &mut valid,
-                &mut rejected,
-                &mut warned,
-                &mut reject_counts,
-                &mut warning_counts,
-            )?;
+            findings.push(Finding::reject("schema", errors.join("; ")));
         }
-        n += 1;
-        if n.is_multiple_of(1024) {
-            bar.inc(1024);
+        let (rejects, warnings): (Vec<Finding>, Vec<Finding>) = findings
+            .into_iter()
+            .partition(|f| f.severity == Severity::Reject);
+        let reject_codes: Vec<String> = rejects.iter().map(|f| f.code.clone()).collect();
+        let warning_codes: Vec<String> = warnings.iter().map(|f| f.code.clone()).collect();
+        let mut d = Decided {
+            valid: None,
+            rejected: None,
+            warned: None,
+            reject_codes,
+            warning_codes,
+        };
+        if rejects.is_empty() {
+            d.valid = Some(serde_json::to_vec(&item).expect("serializes"));
+            if !warnings.is_empty() {
+                d.warned = Some(
+                    serde_json::to_vec(
+                        &json!({"legacyId": legacy_id, "PK": pk, "warnings": warnings}),
+                    )
+                    .expect("serializes"),
+                );
+            }
+        } else {
+            let record = json!({
+                "legacyId": legacy_id,
+                "PK": pk,
+                "SK": sk,
+                "reasons": d.reject_codes,
+                "findings": rejects,
+                "warnings": warnings,
+                "item": item.take(),
+            });
+            d.rejected = Some(serde_json::to_vec(&record).expect("serializes"));
+        }
+        d
+    }
+}
+
+/// Validates one entity.
+pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Result<Vec<String>> {
+    let input = ctx.artifact(Phase::Transform, entity.name());
+    let schema_name = format!("entities/{}.schema.json", entity.name());
+    let schema: Value = serde_json::from_str(entity.schema())
+        .map_err(|e| Error::artifact(&schema_name, e.to_string()))?;
+    let validator = jsonschema::validator_for(&schema)
+        .map_err(|e| Error::artifact(&schema_name, e.to_string()))?;
+
+    // Pass 1: key fingerprints and unique-attribute values.
+    let mut reader = ArtifactReader::open(&input)?;
+    step.input_sha256 = Some(reader.manifest().sha256.clone());
+    let total = reader.manifest().records;
+    let mut keys: HashMap<u128, u8> = HashMap::with_capacity(total as usize);
+    let uniques = entity.unique_attributes();
+    let mut unique_seen: Vec<HashMap<String, u32>> = vec![HashMap::new(); uniques.len()];
+    let mut buf = String::new();
+    while reader.next_line(&mut buf)? {
+        let k: Keys = serde_json::from_str(&buf)
+            .map_err(|e| Error::artifact(&input, format!("line {}: {e}", reader.line_no())))?;
+        let (pk, sk) = (
+            k.str("PK").unwrap_or_default(),
+            k.str("SK").unwrap_or_default(),
+        );
+        let c = keys.entry(key_hash(&pk, &sk)).or_insert(0);
+        *c = c.saturating_add(1);
+        for (u, seen) in uniques.iter().zip(unique_seen.iter_mut()) {
+            if let Some(v) = k.str(u.attribute) {
+                *seen.entry(v.into_owned()).or_insert(0) += 1;
+            }
         }
     }
-    bar.inc(n % 1024);
+    for seen in &mut unique_seen {
+        seen.retain(|_, c| *c > 1);
+    }
+
+    // The valid ids of the entities this one refers to.
+    let mut references = Vec::new();
+    for r in entity.references() {
+        let target = entities::find(r.entity).ok_or_else(|| {
+            Error::Dependency(format!(
+                "{} refers to unknown entity {}",
+                entity.name(),
+                r.entity
+            ))
+        })?;
+        references.push((*r, valid_ids(&ctx.data_dir, target)?));
+    }
+    let rules = Arc::new(Rules {
+        keys,
+        uniques,
+        unique_dups: unique_seen,
+        references,
+        validator,
+    });
+
+    // Pass 2: decide, in parallel, written in order.
+    let reader = reader.reopen()?;
+    let bar = ctx.progress.bar(entity.name(), "validate", Some(total));
+    let out = ctx.artifact(Phase::Validate, entity.name());
+    let mut valid = ArtifactWriter::create(&out, &ctx.run_id, "validate", entity.name())?;
+    let rejected_path = ctx.report(&format!("rejected/{}.jsonl", entity.name()));
+    let warnings_path = ctx.report(&format!("warnings/{}.jsonl", entity.name()));
+    let mut rejected =
+        ArtifactWriter::create(&rejected_path, &ctx.run_id, "validate", entity.name())?;
+    let mut warned =
+        ArtifactWriter::create(&warnings_path, &ctx.run_id, "validate", entity.name())?;
+    let mut reject_counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut warning_counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut n = 0u64;
+    let path = input.clone();
+    let worker_rules = rules.clone();
+    let decide = move |line: &str| -> Result<Decided> {
+        let t: Transformed = serde_json::from_str(line)
+            .map_err(|e| Error::artifact(&path, format!("a record is not valid: {e}")))?;
+        Ok(worker_rules.decide(t))
+    };
+    let result = parallel::map_lines(reader, parallel::workers(), decide, |_, decided| {
+        if ctx.cancelled() {
+            return Err(Error::Interrupted(
+                "validate stopped; nothing was kept".into(),
+            ));
+        }
+        let before = n;
+        for d in decided {
+            if let Some(b) = &d.valid {
+                valid.write_raw_line(b)?;
+            }
+            if let Some(b) = &d.rejected {
+                rejected.write_raw_line(b)?;
+            }
+            if let Some(b) = &d.warned {
+                warned.write_raw_line(b)?;
+            }
+            for c in d.reject_codes {
+                *reject_counts.entry(c).or_insert(0) += 1;
+            }
+            for c in d.warning_codes {
+                *warning_counts.entry(c).or_insert(0) += 1;
+            }
+            n += 1;
+        }
+        bar.inc(n - before);
+        Ok(())
+    });
+    if let Err(e) = result {
+        valid.discard();
+        rejected.discard();
+        warned.discard();
+        return Err(e);
+    }
     bar.finish();
     let m = valid.finish()?;
     let rejected_count = rejected.records();
@@ -233,45 +322,4 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         }),
     )?;
     Ok(Vec::new())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn return_item(
-    item: entities::Item,
-    legacy_id: i64,
-    findings: Vec<Finding>,
-    valid: &mut ArtifactWriter,
-    rejected: &mut ArtifactWriter,
-    warned: &mut ArtifactWriter,
-    reject_counts: &mut BTreeMap<String, u64>,
-    warning_counts: &mut BTreeMap<String, u64>,
-) -> Result<()> {
-    let (rejects, warnings): (Vec<&Finding>, Vec<&Finding>) = findings
-        .iter()
-        .partition(|f| f.severity == Severity::Reject);
-    let (pk, sk) = key_of(&item);
-    for f in &warnings {
-        *warning_counts.entry(f.code.clone()).or_insert(0) += 1;
-    }
-    if rejects.is_empty() {
-        valid.write(&item)?;
-        if !warnings.is_empty() {
-            warned.write(&json!({"legacyId": legacy_id, "PK": pk, "warnings": warnings}))?;
-        }
-    } else {
-        for f in &rejects {
-            *reject_counts.entry(f.code.clone()).or_insert(0) += 1;
-        }
-        let reasons: Vec<&str> = rejects.iter().map(|f| f.code.as_str()).collect();
-        rejected.write(&json!({
-            "legacyId": legacy_id,
-            "PK": pk,
-            "SK": sk,
-            "reasons": reasons,
-            "findings": rejects,
-            "warnings": warnings,
-            "item": item,
-        }))?;
-    }
-    Ok(())
 }
