@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use crate::artifact::ArtifactReader;
 use crate::error::{Error, Result};
 
+/// A chunk of lines: its sequence number, first line number, and lines.
+type Job = (u64, u64, Vec<String>);
+
 /// Lines per chunk handed to a worker.
 const CHUNK_LINES: usize = 1024;
 
@@ -35,7 +38,7 @@ where
     S: FnMut(u64, Vec<T>) -> Result<()>,
 {
     let workers = workers.max(1);
-    let (work_tx, work_rx) = sync_channel::<(u64, u64, Vec<String>)>(workers * 2);
+    let (work_tx, work_rx) = sync_channel::<Job>(workers * 2);
     let (done_tx, done_rx) = sync_channel::<(u64, u64, Result<Vec<T>>)>(workers * 2);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let f = Arc::new(f);
@@ -77,7 +80,7 @@ where
 }
 
 fn worker<T, F>(
-    rx: Arc<Mutex<Receiver<(u64, u64, Vec<String>)>>>,
+    rx: Arc<Mutex<Receiver<Job>>>,
     tx: SyncSender<(u64, u64, Result<Vec<T>>)>,
     f: Arc<F>,
 ) where
