@@ -27,4 +27,4 @@ export MIGRATE_TEST_DYNAMODB="${MIGRATE_TEST_DYNAMODB:-http://127.0.0.1:${MOTO_P
 printf '[test] MIGRATE_TEST_PG="%s" MIGRATE_TEST_DYNAMODB=%s\n' "$MIGRATE_TEST_PG" "$MIGRATE_TEST_DYNAMODB"
 
 command -v cargo >/dev/null 2>&1 || { echo "[test] ERROR: cargo not found" >&2; exit 1; }
-exec cargo test "$@"
+exec cargo test --no-fail-fast "$@"

@@ -21,15 +21,32 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
+            report_error(&e.to_string());
             ExitCode::from(e.exit_code() as u8)
         }
+    };
+    // Flush the JSON log only now, so the final error reaches it too.
+    drop(LOG_GUARD.lock().map(|mut g| g.take()));
+    code
+}
+
+/// One line for a failure: through the logger (console and JSON log) once
+/// it is set up, plainly on stderr before that.
+fn report_error(message: &str) {
+    if LOG_GUARD.lock().map(|g| g.is_some()).unwrap_or(false) {
+        tracing::error!("{message}");
+    } else {
+        eprintln!("error: {message}");
     }
 }
+
+/// Keeps the log file's writer alive until `main` has logged the outcome.
+static LOG_GUARD: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> =
+    std::sync::Mutex::new(None);
 
 async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let common = &cli.common;
@@ -63,12 +80,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         .or_else(|| config.migration.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("data"));
     let progress = Progress::new(common.quiet);
-    let _guard = migrate::logging::init(
+    let guard = migrate::logging::init(
         Some(&data_dir),
         common.verbose,
         common.quiet,
         progress.multi().cloned(),
     )?;
+    *LOG_GUARD.lock().expect("log guard") = guard;
 
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
@@ -123,8 +141,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &outcome.problems {
-            tracing::error!("{p}");
-            eprintln!("error: {p}");
+            report_error(p);
         }
         Ok(ExitCode::from(1))
     }

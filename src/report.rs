@@ -27,6 +27,10 @@ pub fn update(path: &Path, run_id: &str, entity: &str, section: Value) -> Result
         .entry("entities")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(m) = entities {
+        let mut section = section;
+        if let Value::Object(fields) = &mut section {
+            fields.insert("runId".into(), Value::String(run_id.into()));
+        }
         m.insert(entity.into(), section);
     }
     write_json_atomic(path, &report)
