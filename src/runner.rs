@@ -262,6 +262,9 @@ async fn run_step(
         step = previous.clone().expect("checked");
         step.state = State::Running;
         step.error = None;
+        // Time is measured from the resumption: the process was not running in between.
+        step.started_at = Utc::now();
+        step.finished_at = None;
     }
     cp.put(entity.name(), phase, step.clone())?;
     let result = match phase {
