@@ -153,6 +153,7 @@ pub async fn run(
             )));
         }
         tracing::info!(run_id = %cp.run_id, "resuming run: phases {:?}, entities {:?}", cp.plan.phases, cp.plan.entities);
+        check_unchanged(&data_dir, &cp)?;
         cp
     } else {
         let entities = resolve_entities(&request.entities)?;
@@ -293,6 +294,38 @@ async fn run_step(
             Err(e)
         }
     }
+}
+
+/// Refuses to resume when an artifact a finished step of this run wrote has
+/// changed since (edited, truncated, or rewritten by another command).
+fn check_unchanged(data_dir: &Path, cp: &Checkpoint) -> Result<()> {
+    for (entity, steps) in &cp.entities {
+        for (phase, step) in steps {
+            let (Some(sha), true) = (
+                &step.output_sha256,
+                step.run_id == cp.run_id && step.state == State::Done,
+            ) else {
+                continue;
+            };
+            if phase.artifact_dir().is_none() {
+                continue;
+            }
+            let path = artifact_path(data_dir, *phase, entity);
+            let now = crate::artifact::ArtifactReader::verify(&path)
+                .map_err(|e| Error::Checkpoint(format!("cannot resume run {}: {e}", cp.run_id)))?;
+            if &now.sha256 != sha {
+                return Err(Error::Checkpoint(format!(
+                    "cannot resume run {}: {} changed since {entity} {phase} wrote it (SHA-256 {} then, {} now); \
+                     start a new run",
+                    cp.run_id,
+                    path.display(),
+                    sha,
+                    now.sha256
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses to run `phase` of `entity` before what it needs.

@@ -42,7 +42,7 @@ fn ctrl_c_saves_the_checkpoint_and_resume_finishes() {
         },
     );
     env.config(json!({"target": {"endpoint": proxy.endpoint}, "migration": {"concurrency": 1}}));
-    let mut child = env
+    let child = env
         .migrate_cmd(&["--phase", "load", "--entity", "buyers", "--quiet"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
