@@ -105,6 +105,35 @@ pub fn item_to_av(item: &Item) -> AvItem {
     item.iter().map(|(k, v)| (k.clone(), to_av(v))).collect()
 }
 
+/// Parses one JSON line of a validated artifact straight into an SDK item,
+/// without an intermediate `Value`: numbers keep their exact text.
+pub fn line_to_av(line: &str) -> std::result::Result<AvItem, serde_json::Error> {
+    let raw: HashMap<String, &serde_json::value::RawValue> = serde_json::from_str(line)?;
+    raw.into_iter()
+        .map(|(k, v)| Ok((k, raw_to_av(v.get())?)))
+        .collect()
+}
+
+fn raw_to_av(raw: &str) -> std::result::Result<AttributeValue, serde_json::Error> {
+    Ok(match raw.as_bytes().first() {
+        Some(b'"') => AttributeValue::S(serde_json::from_str(raw)?),
+        Some(b'{') => AttributeValue::M(line_to_av(raw)?),
+        Some(b't') => AttributeValue::Bool(true),
+        Some(b'f') => AttributeValue::Bool(false),
+        Some(b'n') => AttributeValue::Null(true),
+        Some(b'[') => {
+            let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw)?;
+            AttributeValue::L(
+                items
+                    .into_iter()
+                    .map(|i| raw_to_av(i.get()))
+                    .collect::<std::result::Result<_, _>>()?,
+            )
+        }
+        _ => AttributeValue::N(raw.to_string()),
+    })
+}
+
 /// Converts back to JSON (numbers stay exact text).
 pub fn from_av(value: &AttributeValue) -> Value {
     match value {
@@ -859,6 +888,12 @@ mod tests {
         assert_eq!(item_size(&item), 5 + 5 + 8 + 2);
         let av = item_to_av(&item);
         assert_eq!(av["n"], AttributeValue::N("1234.50".into()));
+        let line =
+            r#"{"PK": "a\"b", "n": 1234.50, "m": {"a": "xy", "l": [1, true, null]}, "b": false}"#;
+        let direct = line_to_av(line).unwrap();
+        let via_value: Item = serde_json::from_str(line).unwrap();
+        assert_eq!(direct, item_to_av(&via_value));
+        assert_eq!(direct["PK"], AttributeValue::S("a\"b".into()));
         assert_eq!(Value::Object(item_from_av(&av)), Value::Object(item));
     }
 

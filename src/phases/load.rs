@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::artifact::{ArtifactReader, write_atomic};
 use crate::backup;
 use crate::checkpoint::{Checkpoint, Phase, Step};
-use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats, item_to_av, key_of};
+use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats, key_of, line_to_av};
 use crate::entities::{Entity, Item};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Batch, Control, Ended};
@@ -260,9 +260,9 @@ fn read_batches(path: &Path, start: u64, batch_size: usize, tx: mpsc::Sender<Bat
     };
     while reader.next_line(&mut buf)? {
         if index >= start {
-            let item: Item = serde_json::from_str(&buf)
+            let item = line_to_av(&buf)
                 .map_err(|e| Error::artifact(path, format!("line {}: {e}", index + 1)))?;
-            batch.writes.push((index, Write::Put(item_to_av(&item))));
+            batch.writes.push((index, Write::Put(item)));
             if batch.writes.len() == batch_size {
                 let next = Batch {
                     first: index + 1,
