@@ -177,15 +177,26 @@ impl Snapshot {
         })
     }
 
-    /// Counts the rows `query` will return (for the progress bar).
-    pub async fn count(&self, query: &str) -> Result<u64> {
-        let sql = format!("SELECT count(*) FROM ({query}) q");
-        let row = self
+    /// The planner's estimate of the rows `query` will return, for the
+    /// progress bar: a `count(*)` would read the whole table once more.
+    pub async fn estimate(&self, query: &str) -> Result<u64> {
+        let sql = format!("EXPLAIN (FORMAT JSON) {query}");
+        let messages = self
             .client
-            .query_one(&sql, &[])
+            .simple_query(&sql)
             .await
             .map_err(|e| Error::Source(format!("{}: {}", first_line(query), describe(&e))))?;
-        Ok(row.get::<_, i64>(0) as u64)
+        let text = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        let plan: serde_json::Value = text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        Ok(plan[0]["Plan"]["Plan Rows"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .max(0.0) as u64)
     }
 
     /// Streams the rows of `query` as JSON lines: `on_chunk` gets bytes that

@@ -46,8 +46,8 @@ async fn extract_one(
     step: &mut Step,
 ) -> Result<()> {
     let query = entity.extract_query(&ctx.config.source.schema);
-    let total = snapshot.count(&query).await?;
-    let bar = ctx.progress.bar(entity.name(), "extract", Some(total));
+    let estimate = snapshot.estimate(&query).await?;
+    let bar = ctx.progress.bar(entity.name(), "extract", Some(estimate));
     let path = ctx.artifact(Phase::Extract, entity.name());
     let mut writer = ArtifactWriter::create(&path, &ctx.run_id, "extract", entity.name())?;
     let result = snapshot

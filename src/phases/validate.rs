@@ -59,7 +59,8 @@ impl Keys<'_> {
 
 /// What pass 2 shares with its workers.
 struct Rules {
-    keys: HashMap<u128, u8>,
+    /// Fingerprints of keys held by more than one record.
+    duplicate_keys: KeySet,
     uniques: &'static [UniqueAttribute],
     unique_dups: Vec<HashMap<String, u32>>,
     references: Vec<(Reference, KeySet)>,
@@ -83,7 +84,7 @@ impl Rules {
             mut findings,
         } = t;
         let (pk, sk) = key_of(&item);
-        if self.keys.get(&key_hash(&pk, &sk)).copied().unwrap_or(0) > 1 {
+        if self.duplicate_keys.contains(&key_hash(&pk, &sk)) {
             findings.push(Finding::reject(
                 "duplicate_key",
                 format!("another item has the key PK={pk}, SK={sk}"),
@@ -189,7 +190,8 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     let mut reader = ArtifactReader::open(&input)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let total = reader.manifest().records;
-    let mut keys: HashMap<u128, u8> = HashMap::with_capacity(total as usize);
+    // All key fingerprints, sorted afterwards: 16 bytes a record, no hash table.
+    let mut keys: Vec<u128> = Vec::with_capacity(total as usize);
     let uniques = entity.unique_attributes();
     let mut unique_seen: Vec<HashMap<String, u32>> = vec![HashMap::new(); uniques.len()];
     let mut buf = String::new();
@@ -200,8 +202,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
             k.str("PK").unwrap_or_default(),
             k.str("SK").unwrap_or_default(),
         );
-        let c = keys.entry(key_hash(&pk, &sk)).or_insert(0);
-        *c = c.saturating_add(1);
+        keys.push(key_hash(&pk, &sk));
         for (u, seen) in uniques.iter().zip(unique_seen.iter_mut()) {
             if let Some(v) = k.str(u.attribute) {
                 *seen.entry(v.into_owned()).or_insert(0) += 1;
@@ -211,6 +212,13 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     for seen in &mut unique_seen {
         seen.retain(|_, c| *c > 1);
     }
+    keys.sort_unstable();
+    let duplicate_keys: KeySet = keys
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    drop(keys);
 
     // The valid ids of the entities this one refers to.
     let mut references = Vec::new();
@@ -225,7 +233,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
         references.push((*r, valid_ids(&ctx.data_dir, target)?));
     }
     let rules = Arc::new(Rules {
-        keys,
+        duplicate_keys,
         uniques,
         unique_dups: unique_seen,
         references,
