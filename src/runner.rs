@@ -157,8 +157,14 @@ pub async fn run(
         cp
     } else {
         let entities = resolve_entities(&request.entities)?;
+        let mut phases = request.phases.clone();
+        // validateAfterLoad decides whether a multi-phase run ends with verify;
+        // `--phase verify` alone always verifies.
+        if phases.len() > 1 && !config.migration.validate_after_load {
+            phases.retain(|p| *p != Phase::Verify);
+        }
         let plan = Plan {
-            phases: request.phases.clone(),
+            phases,
             entities: entities.iter().map(|e| e.name().to_string()).collect(),
         };
         Checkpoint::new_run(&data_dir, plan, previous)

@@ -233,3 +233,26 @@ fn dependency_order_is_enforced() {
         "{err}"
     );
 }
+
+#[test]
+fn validate_after_load_false_skips_verify_in_a_full_run() {
+    let env = Env::new("noverify");
+    env.sql(ROWS);
+    env.config(json!({"migration": {"validateAfterLoad": false}}));
+    let out = env.migrate(&["--full", "--entity", "buyers", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(env.scan("buyers").len(), 4);
+    assert!(
+        !env.data_dir()
+            .join("reports/verification_report.json")
+            .exists()
+    );
+    // Asked for explicitly, verify still runs.
+    let out = env.migrate(&["--phase", "verify", "--entity", "buyers", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        env.data_dir()
+            .join("reports/verification_report.json")
+            .exists()
+    );
+}
