@@ -226,7 +226,7 @@ pub const THROTTLE_CODES: &[&str] = &[
 /// Classifies an SDK error.
 pub fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Class
 where
-    R: std::fmt::Debug,
+    R: HttpStatus + std::fmt::Debug,
 {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -237,18 +237,26 @@ where
     }
 }
 
-fn status_of<E, R: std::fmt::Debug>(err: &SdkError<E, R>) -> Option<u16> {
-    match err {
-        SdkError::ServiceError(_) => {
-            // The raw response is typed per operation; its Debug carries the status.
-            let raw = format!("{:?}", err.raw_response()?);
-            raw.split("status: ")
-                .nth(1)
-                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|s| s.parse().ok())
-        }
-        _ => None,
+/// The HTTP status of a raw response, where there is one.
+pub trait HttpStatus {
+    fn http_status(&self) -> Option<u16>;
+}
+
+impl HttpStatus for aws_sdk_dynamodb::config::http::HttpResponse {
+    fn http_status(&self) -> Option<u16> {
+        Some(self.status().as_u16())
     }
+}
+
+/// Test doubles build errors without a response.
+impl HttpStatus for () {
+    fn http_status(&self) -> Option<u16> {
+        None
+    }
+}
+
+fn status_of<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
+    err.raw_response().and_then(HttpStatus::http_status)
 }
 
 /// Classifies by error code and HTTP status.
@@ -548,7 +556,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: HttpStatus + std::fmt::Debug,
 {
     let mut rng = fastrand::Rng::new();
     let mut attempt = 0;
@@ -807,6 +815,23 @@ mod tests {
             classify_code(Some("AccessDeniedException"), Some(400)),
             Class::Terminal
         );
+    }
+
+    #[test]
+    fn a_bare_5xx_without_an_error_code_is_transient() {
+        use aws_sdk_dynamodb::config::http::HttpResponse;
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
+        let status = |code: u16| {
+            let raw = HttpResponse::new(
+                code.try_into().unwrap(),
+                aws_smithy_types::body::SdkBody::empty(),
+            );
+            let err = SdkError::service_error(BatchWriteItemError::unhandled("gateway page"), raw);
+            classify(&err)
+        };
+        assert_eq!(status(502), Class::Transient);
+        assert_eq!(status(504), Class::Transient);
+        assert_eq!(status(400), Class::Terminal);
     }
 
     #[test]
