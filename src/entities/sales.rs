@@ -180,19 +180,25 @@ impl Entity for Sales {
             ("createdBy", s("migration@system")),
             (
                 "GSI1PK",
-                buyer_id.map(|b| Value::String(format!("BUYER#{b}"))),
+                buyer_id
+                    .as_ref()
+                    .map(|b| Value::String(format!("BUYER#{b}"))),
             ),
             (
                 "GSI1SK",
-                buyer_id_present(row).then(|| Value::String(index_sk.clone())),
+                buyer_id.is_some().then(|| Value::String(index_sk.clone())),
             ),
             (
                 "GSI2PK",
-                producer_id.map(|p| Value::String(format!("PRODUCER#{p}"))),
+                producer_id
+                    .as_ref()
+                    .map(|p| Value::String(format!("PRODUCER#{p}"))),
             ),
             (
                 "GSI2SK",
-                producer_id_present(row).then(|| Value::String(index_sk.clone())),
+                producer_id
+                    .is_some()
+                    .then(|| Value::String(index_sk.clone())),
             ),
         ]);
         Ok(Transformed {
@@ -201,14 +207,6 @@ impl Entity for Sales {
             findings,
         })
     }
-}
-
-fn buyer_id_present(row: &Row) -> bool {
-    matches!(row.opt_int("buyer_id"), Ok(Some(_)))
-}
-
-fn producer_id_present(row: &Row) -> bool {
-    matches!(row.opt_int("producer_id"), Ok(Some(_)))
 }
 
 #[cfg(test)]

@@ -117,19 +117,8 @@ impl Env {
     }
 
     fn psql(&self, db: &str, sql: &str) -> String {
-        let p = pg_params();
-        let out = Command::new("psql")
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .args([
-                "-h",
-                p.get("host").map(String::as_str).unwrap_or("127.0.0.1"),
-            ])
-            .args(["-p", p.get("port").map(String::as_str).unwrap_or("5432")])
-            .args([
-                "-U",
-                p.get("user").map(String::as_str).unwrap_or("postgres"),
-            ])
-            .args(["-d", db])
+        let out = psql_cmd(db)
+            .args(["-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .arg("-c")
             .arg(sql)
             .output()
@@ -321,22 +310,8 @@ impl Drop for Env {
                 .rt
                 .block_on(self.client.delete_table().table_name(t).send());
         }
-        let p = pg_params();
-        let _ = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-h",
-                p.get("host").map(String::as_str).unwrap_or("127.0.0.1"),
-            ])
-            .args(["-p", p.get("port").map(String::as_str).unwrap_or("5432")])
-            .args([
-                "-U",
-                p.get("user").map(String::as_str).unwrap_or("postgres"),
-                "-d",
-                "postgres",
-                "-c",
-            ])
+        let _ = psql_cmd("postgres")
+            .arg("-c")
             .arg(format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
                 self.db
@@ -344,6 +319,19 @@ impl Drop for Env {
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `psql` connected to `db` on the test server (`MIGRATE_TEST_PG`).
+fn psql_cmd(db: &str) -> Command {
+    let p = pg_params();
+    let get = |k: &str, default: &str| p.get(k).cloned().unwrap_or_else(|| default.to_string());
+    let mut c = Command::new("psql");
+    c.args(["-X", "-q"])
+        .args(["-h", &get("host", "127.0.0.1")])
+        .args(["-p", &get("port", "5432")])
+        .args(["-U", &get("user", "postgres")])
+        .args(["-d", db]);
+    c
 }
 
 pub async fn make_client(endpoint: &str) -> Client {
