@@ -7,7 +7,6 @@
 //! counted, and visible in the load report.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType, Select,
+    AttributeValue, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType,
     WriteRequest,
 };
 use serde::Serialize;
@@ -201,6 +200,22 @@ fn value_size(v: &Value) -> usize {
                 .map(|(k, v)| 1 + k.len() + value_size(v))
                 .sum::<usize>()
         }
+    }
+}
+
+/// [`item_size`] of an item parsed in place.
+pub fn obj_size(item: &crate::json::Obj<'_>) -> usize {
+    item.0.iter().map(|(k, v)| k.len() + val_size(v)).sum()
+}
+
+fn val_size(v: &crate::json::Val<'_>) -> usize {
+    use crate::json::Val;
+    match v {
+        Val::Str(s) => s.len(),
+        Val::Num(n) => n.bytes().filter(u8::is_ascii_digit).count().div_ceil(2) + 1,
+        Val::Bool(_) | Val::Null => 1,
+        Val::Arr(items) => 3 + items.iter().map(|i| 1 + val_size(i)).sum::<usize>(),
+        Val::Obj(o) => 3 + o.0.iter().map(|(k, v)| 1 + k.len() + val_size(v)).sum::<usize>(),
     }
 }
 
@@ -678,56 +693,6 @@ pub fn scan(
     rx
 }
 
-/// Counts the items of `table` whose PK starts with `prefix`, with a parallel
-/// `Select=COUNT` scan (never DescribeTable's stale ItemCount).
-pub async fn count(
-    client: &Client,
-    table: &str,
-    segments: u32,
-    prefix: &str,
-    policy: &RetryPolicy,
-) -> Result<u64> {
-    let total = Arc::new(AtomicU64::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for segment in 0..segments {
-        let (client, table, policy, total) = (
-            client.clone(),
-            table.to_string(),
-            policy.clone(),
-            total.clone(),
-        );
-        let prefix = prefix.to_string();
-        tasks.spawn(async move {
-            let mut start: Option<AvItem> = None;
-            loop {
-                let out = retrying(&policy, &format!("count scan of {table}"), || {
-                    client
-                        .scan()
-                        .table_name(&table)
-                        .segment(segment as i32)
-                        .total_segments(segments as i32)
-                        .select(Select::Count)
-                        .filter_expression("begins_with(#pk, :prefix)")
-                        .expression_attribute_names("#pk", "PK")
-                        .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-                        .set_exclusive_start_key(start.clone())
-                        .send()
-                })
-                .await?;
-                total.fetch_add(out.count() as u64, Ordering::Relaxed);
-                start = out.last_evaluated_key().cloned().filter(|k| !k.is_empty());
-                if start.is_none() {
-                    return Ok::<_, Error>(());
-                }
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.map_err(|e| Error::Target(format!("count task: {e}")))??;
-    }
-    Ok(total.load(Ordering::Relaxed))
-}
-
 /// Gets up to [`MAX_BATCH_GET_KEYS`] items by key, retrying `UnprocessedKeys`;
 /// returns the items found (any order).
 pub async fn batch_get(
@@ -911,6 +876,12 @@ mod tests {
                 .unwrap();
         // PK 2+3, n 1 + (6 digits→3)+1, m 1 + 3 + (1+1+2), b 1+1
         assert_eq!(item_size(&item), 5 + 5 + 8 + 2);
+        let text = r#"{"PK": "abc", "n": 1234.50, "m": {"a": "xy", "l": [1, null]}, "b": true}"#;
+        let (a, b): (Item, _) = (
+            serde_json::from_str(text).unwrap(),
+            crate::json::Obj::parse(text).unwrap(),
+        );
+        assert_eq!(item_size(&a), obj_size(&b));
         let av = item_to_av(&item);
         assert_eq!(av["n"], AttributeValue::N("1234.50".into()));
         let line =

@@ -9,7 +9,8 @@
 //!   dependency checks and the [`checkpoint`]; `--resume` replays it.
 //! - [`phases`]: one module per phase; [`pipeline`]: concurrent batch writes.
 //! - [`entities`]: the entity contract, the registry, and one module per
-//!   entity; [`mapping`]: the pure value mappings they share.
+//!   entity; [`mapping`]: the pure value mappings they share; [`json`]:
+//!   borrowed JSON lines, checked in place by the compiled schemas.
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
 //!   [`backup`]: backups and rollback.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod dynamo;
 pub mod entities;
 pub mod error;
+pub mod json;
 pub mod logging;
 pub mod mapping;
 pub mod parallel;

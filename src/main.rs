@@ -15,6 +15,12 @@ use migrate::config::Config;
 use migrate::runner::{self, Request};
 use migrate::{Error, progress::Progress};
 
+/// mimalloc: transform and validate allocate on one thread and free on
+/// another millions of times; glibc's malloc spent a fifth of their CPU on
+/// that (arena locks), mimalloc a fraction (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()

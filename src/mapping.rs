@@ -129,6 +129,39 @@ fn email_is_valid(email: &str) -> bool {
 /// Parses a PostgreSQL `timestamp` as `row_to_json` writes it
 /// (`2024-03-31T02:30:00` with optional fraction).
 pub fn parse_legacy_timestamp(raw: &str) -> Option<NaiveDateTime> {
+    fast_timestamp(raw).or_else(|| general_timestamp(raw))
+}
+
+/// The shape `row_to_json` always writes (`YYYY-MM-DDTHH:MM:SS` and up to
+/// nine fraction digits), read without chrono's format parser: at a million
+/// rows that parser was a tenth of transform's time.
+fn fast_timestamp(raw: &str) -> Option<NaiveDateTime> {
+    let b = raw.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let n = num(20, b.len())?;
+            n * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, nanos)?;
+    Some(NaiveDateTime::new(date, time))
+}
+
+fn general_timestamp(raw: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S%.f"))
         .ok()
@@ -327,6 +360,35 @@ mod tests {
             utc("2024-05-05 08:09:10.123456"),
             "2024-05-05T06:09:10.123Z"
         );
+    }
+
+    #[test]
+    fn timestamps_parse_as_chrono_does() {
+        for raw in [
+            "2024-03-31T02:30:00",
+            "2024-03-31 02:30:00",
+            "2024-03-31T02:30:00.5",
+            "2024-03-31T02:30:00.123456",
+            "2024-03-31T02:30:00.123456789",
+            "1999-12-31T23:59:59.999999",
+            "2024-02-29T00:00:00",
+            "2023-02-29T00:00:00",
+            "2024-13-01T00:00:00",
+            "2024-01-01T24:00:00",
+            "2024-01-01T00:00:60",
+            "2024-01-01T00:00:00.",
+            "2024-01-01T00:00:00Z",
+            "2024-1-01T00:00:00",
+            "20x4-01-01T00:00:00",
+            "",
+        ] {
+            assert_eq!(
+                parse_legacy_timestamp(raw),
+                general_timestamp(raw),
+                "{raw:?}"
+            );
+        }
+        assert!(fast_timestamp("2024-03-31T02:30:00.123").is_some());
     }
 
     #[test]

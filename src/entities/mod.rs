@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::json::{Obj, Val};
 use crate::mapping;
 
 pub mod buyers;
@@ -74,13 +75,48 @@ impl Finding {
 }
 
 /// A record of the transformed artifact.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Transformed {
     pub legacy_id: i64,
-    pub item: Item,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub item: NewItem,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+}
+
+/// An item as a mapping builds it: attributes in the order the entity lists
+/// them, serialized as a JSON object (the same plain JSON as [`Item`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewItem(pub Vec<(&'static str, Value)>);
+
+impl NewItem {
+    /// The attribute's value.
+    pub fn get(&self, attribute: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| *k == attribute).map(|(_, v)| v)
+    }
+    /// Whether the item has the attribute.
+    pub fn contains_key(&self, attribute: &str) -> bool {
+        self.get(attribute).is_some()
+    }
+}
+
+impl std::ops::Index<&str> for NewItem {
+    type Output = Value;
+    /// The attribute's value, `null` when absent (as `serde_json::Value` indexes).
+    fn index(&self, attribute: &str) -> &Value {
+        self.get(attribute).unwrap_or(&Value::Null)
+    }
+}
+
+impl Serialize for NewItem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 /// What a mapping function needs beyond the row.
@@ -128,7 +164,7 @@ pub trait Entity: Send + Sync + 'static {
     fn extract_query(&self, schema: &str) -> String;
     /// Maps one extracted row. `Err` means the row cannot be mapped at all
     /// (it goes to the transform quarantine with the message).
-    fn map(&self, row: &Row, ctx: &MapContext) -> Result<Transformed, String>;
+    fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String>;
     /// References to other entities, checked against their valid items.
     fn references(&self) -> &'static [Reference] {
         &[]
@@ -139,15 +175,21 @@ pub trait Entity: Send + Sync + 'static {
     }
 }
 
-/// An extracted row: the JSON object PostgreSQL's `row_to_json` wrote.
-pub struct Row(pub Map<String, Value>);
+/// An extracted row: the JSON object PostgreSQL's `row_to_json` wrote,
+/// parsed in place (values borrow from the artifact's line).
+pub struct Row<'a>(pub Obj<'a>);
 
-impl Row {
+impl<'a> Row<'a> {
+    /// Parses one line of an extract artifact.
+    pub fn parse(line: &'a str) -> Result<Self, serde_json::Error> {
+        Obj::parse(line).map(Row)
+    }
+
     /// A column as text, `None` when NULL. Numbers come back as their exact text.
     pub fn text(&self, column: &str) -> Option<&str> {
         match self.0.get(column)? {
-            Value::String(s) => Some(s),
-            Value::Number(n) => Some(n.as_str()),
+            Val::Str(s) => Some(s),
+            Val::Num(n) => Some(n),
             _ => None,
         }
     }
@@ -161,21 +203,27 @@ impl Row {
     /// A column that is an integer or NULL.
     pub fn opt_int(&self, column: &str) -> Result<Option<i64>, String> {
         match self.0.get(column) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
+            None | Some(Val::Null) => Ok(None),
+            Some(Val::Num(n)) => n
+                .parse::<i64>()
                 .map(Some)
-                .ok_or_else(|| format!("column {column}: {n} is not an integer")),
-            Some(other) => Err(format!("column {column}: {other} is not an integer")),
+                .map_err(|_| format!("column {column}: {n} is not an integer")),
+            Some(other) => Err(format!(
+                "column {column}: {} is not an integer",
+                other.to_value()
+            )),
         }
     }
 
     /// A column that must be a number, as its exact text.
     pub fn number(&self, column: &str) -> Result<&str, String> {
         match self.0.get(column) {
-            Some(Value::Number(n)) => Ok(n.as_str()),
-            Some(Value::Null) | None => Err(format!("column {column} is NULL")),
-            Some(other) => Err(format!("column {column}: {other} is not a number")),
+            Some(Val::Num(n)) => Ok(n),
+            Some(Val::Null) | None => Err(format!("column {column} is NULL")),
+            Some(other) => Err(format!(
+                "column {column}: {} is not a number",
+                other.to_value()
+            )),
         }
     }
 
@@ -188,10 +236,22 @@ impl Row {
                 .ok_or_else(|| format!("column {column}: {raw:?} is not a timestamp")),
         }
     }
+
+    /// The row as a `serde_json::Value` (for reports).
+    pub fn to_value(&self) -> Value {
+        Val::Obj(self.0.clone()).to_value()
+    }
+}
+
+/// A row from a JSON value, for the entities' unit tests (the text is leaked
+/// so the row can borrow it for the rest of the test).
+#[cfg(test)]
+pub fn test_row(v: &Value) -> Row<'static> {
+    Row::parse(Box::leak(v.to_string().into_boxed_str())).expect("a JSON object")
 }
 
 /// `createdAt` and `updatedAt` with SPEC §5's fallbacks.
-pub fn audit_times(row: &Row, ctx: &MapContext) -> Result<(String, String), String> {
+pub fn audit_times(row: &Row<'_>, ctx: &MapContext) -> Result<(String, String), String> {
     let created = row.timestamp("created_at")?;
     let updated = row.timestamp("updated_at")?;
     let created = created
@@ -203,19 +263,18 @@ pub fn audit_times(row: &Row, ctx: &MapContext) -> Result<(String, String), Stri
 
 /// Builds an item from `(attribute, value)` pairs, leaving out NULLs, blank
 /// strings and empty maps (SPEC §5: never written as empty).
-pub fn item<I: IntoIterator<Item = (&'static str, Option<Value>)>>(pairs: I) -> Item {
-    let mut map = Map::new();
+pub fn item<I: IntoIterator<Item = (&'static str, Option<Value>)>>(pairs: I) -> NewItem {
+    let pairs = pairs.into_iter();
+    let mut attributes = Vec::with_capacity(pairs.size_hint().0);
     for (key, value) in pairs {
         match value {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if s.trim().is_empty() => {}
             Some(Value::Object(m)) if m.is_empty() => {}
-            Some(v) => {
-                map.insert(key.to_string(), v);
-            }
+            Some(v) => attributes.push((key, v)),
         }
     }
-    map
+    NewItem(attributes)
 }
 
 /// A JSON string value.
@@ -263,5 +322,11 @@ mod tests {
     fn item_leaves_out_blank_and_null() {
         let it = item([("a", s("x")), ("b", s("  ")), ("c", None), ("d", n("1.50"))]);
         assert_eq!(serde_json::to_string(&it).unwrap(), r#"{"a":"x","d":1.50}"#);
+        let it = item([("z", s("1")), ("a", s("2"))]);
+        assert_eq!(
+            serde_json::to_string(&it).unwrap(),
+            r#"{"z":"1","a":"2"}"#,
+            "in the entity's order"
+        );
     }
 }

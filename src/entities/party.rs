@@ -23,7 +23,7 @@ pub const PARTY_COLUMNS: &str = "first_id, kind, name, vat_number, fiscal_code, 
                                  province, zip, country, email, phone, created_at, updated_at";
 
 /// Maps a `msg_anag` row to a party item with its rule findings.
-pub fn map_party(row: &Row, ctx: &MapContext, kind: &PartyKind) -> Result<Transformed, String> {
+pub fn map_party(row: &Row<'_>, ctx: &MapContext, kind: &PartyKind) -> Result<Transformed, String> {
     let legacy_id = row.int("first_id")?;
     let id = mapping::legacy_uuid(&ctx.namespace, kind.id_kind, legacy_id).to_string();
     let mut findings = Vec::new();

@@ -24,7 +24,7 @@ impl Entity for Producers {
             "SELECT {PARTY_COLUMNS} FROM \"{schema}\".msg_anag WHERE kind = 1 AND enabled ORDER BY first_id"
         )
     }
-    fn map(&self, row: &Row, ctx: &MapContext) -> Result<Transformed, String> {
+    fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
         match row.int("kind")? {
             1 => map_party(
                 row,
@@ -60,21 +60,15 @@ mod tests {
             namespace: uuid::Uuid::parse_str(crate::config::DEFAULT_UUID_NAMESPACE).unwrap(),
             run_started_at: chrono::Utc::now(),
         };
-        let r = Row(
-            json!({"first_id": 3, "kind": 1, "name": "Cantina", "vat_number": "01234567897"})
-                .as_object()
-                .unwrap()
-                .clone(),
+        let r = crate::entities::test_row(
+            &json!({"first_id": 3, "kind": 1, "name": "Cantina", "vat_number": "01234567897"}),
         );
         let t = Producers.map(&r, &ctx).unwrap();
         assert!(t.item["PK"].as_str().unwrap().starts_with("PRODUCER#"));
         assert!(t.item.contains_key("producerId"));
         assert!(!t.item.contains_key("buyerType"));
         assert_eq!(t.item["vatNumber"], "IT01234567897");
-        let r = Row(json!({"first_id": 3, "kind": 1, "name": "Cantina"})
-            .as_object()
-            .unwrap()
-            .clone());
+        let r = crate::entities::test_row(&json!({"first_id": 3, "kind": 1, "name": "Cantina"}));
         assert_eq!(
             Producers.map(&r, &ctx).unwrap().findings[0].code,
             "invalid_vat"

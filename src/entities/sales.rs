@@ -84,7 +84,7 @@ impl Entity for Sales {
             },
         ]
     }
-    fn map(&self, row: &Row, ctx: &MapContext) -> Result<Transformed, String> {
+    fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
         let legacy_id = row.int("first_id")?;
         let ns = &ctx.namespace;
         let sale_id = mapping::legacy_uuid(ns, "sale", legacy_id).to_string();
@@ -235,7 +235,7 @@ mod tests {
             r[k] = v.clone();
         }
         Sales
-            .map(&Row(r.as_object().unwrap().clone()), &ctx())
+            .map(&crate::entities::test_row(&r), &ctx())
             .unwrap()
     }
 

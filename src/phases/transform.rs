@@ -2,7 +2,7 @@
 //! on all cores with the output kept in input order. Rows that cannot be
 //! mapped at all go to `data/reports/quarantine/<entity>.jsonl`.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
@@ -34,16 +34,19 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     };
     let path = input.clone();
     let map_line = move |line: &str| -> Result<Out> {
-        let row: Map<String, Value> = serde_json::from_str(line)
+        let row = Row::parse(line)
             .map_err(|e| Error::artifact(&path, format!("a row is not a JSON object: {e}")))?;
-        let row = Row(row);
         Ok(match entity.map(&row, &map_ctx) {
-            Ok(t) => Out::Item(serde_json::to_vec(&t).expect("items serialize")),
+            Ok(t) => {
+                let mut bytes = Vec::with_capacity(line.len() * 5 / 2);
+                serde_json::to_writer(&mut bytes, &t).expect("items serialize");
+                Out::Item(bytes)
+            }
             Err(message) => Out::Unmappable(json!({
-                "legacyId": row.0.get("first_id"),
+                "legacyId": row.0.get("first_id").map(|v| v.to_value()),
                 "reason": "unmappable",
                 "message": message,
-                "row": row.0,
+                "row": row.to_value(),
             })),
         })
     };

@@ -1,24 +1,25 @@
 //! Validate: applies SPEC §6 to the transformed items in two streaming
-//! passes. The first collects key fingerprints and the values of attributes
-//! that should be unique (parsing only those); the second decides each record
+//! passes, both on all cores. The first collects key fingerprints and the
+//! values of attributes that should be unique; the second decides each record
 //! on all cores: the findings the mapping made, duplicate keys, duplicates of
 //! unique attributes, references to the *valid* items of other entities,
 //! DynamoDB's 400 KB limit, and the entity's JSON Schema as a backstop. Valid
 //! items go to `data/validated/`, rejects to `data/reports/rejected/`,
 //! warnings to `data/reports/warnings/`.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{KeySet, key_hash};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
-use crate::dynamo::{MAX_ITEM_BYTES, item_size, key_of};
-use crate::entities::{self, Entity, Finding, Reference, Severity, Transformed, UniqueAttribute};
+use crate::dynamo::{MAX_ITEM_BYTES, obj_size};
+use crate::entities::{self, Entity, Finding, Reference, Severity, UniqueAttribute};
+use crate::json::{Borrowed, Obj, Val};
 use crate::error::{Error, Result};
 use crate::parallel;
 use crate::report;
@@ -30,31 +31,55 @@ pub fn valid_ids(data_dir: &std::path::Path, entity: &dyn Entity) -> Result<KeyS
     let mut reader = ArtifactReader::open(&path)?;
     let mut ids = KeySet::with_capacity(reader.manifest().records as usize);
     let mut buf = String::new();
-    while let Some(item) = reader.next_record::<entities::Item>(&mut buf)? {
-        if let Some(id) = item.get(entity.id_attribute()).and_then(Value::as_str) {
+    while reader.next_line(&mut buf)? {
+        let item = Obj::parse(&buf)
+            .map_err(|e| Error::artifact(&path, format!("line {}: {e}", reader.line_no())))?;
+        if let Some(id) = item.str(entity.id_attribute()) {
             ids.insert(key_hash(id, ""));
         }
     }
     Ok(ids)
 }
 
-/// Only what pass 1 needs of a transformed record: attribute values stay
-/// raw (unparsed, borrowed) unless pass 1 asks for them.
+/// A record of the transformed artifact as validate reads it: the item stays
+/// the text transform wrote until it is parsed in place.
 #[derive(Deserialize)]
-struct Keys<'a> {
+#[serde(rename_all = "camelCase")]
+struct Record<'a> {
+    legacy_id: i64,
     #[serde(borrow)]
-    item: HashMap<&'a str, &'a serde_json::value::RawValue>,
+    item: &'a RawValue,
+    #[serde(default)]
+    findings: Vec<Finding>,
 }
 
-impl Keys<'_> {
-    fn str(&self, attribute: &str) -> Option<Cow<'_, str>> {
-        let raw = self.item.get(attribute)?.get();
-        if raw.starts_with('"') {
-            serde_json::from_str(raw).ok()
-        } else {
-            None
-        }
-    }
+/// A rejected record as `reports/rejected/<entity>.jsonl` holds it.
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct RejectedRecord<'a> {
+    legacyId: i64,
+    PK: &'a str,
+    SK: &'a str,
+    reasons: &'a [String],
+    findings: &'a [Finding],
+    warnings: &'a [Finding],
+    item: &'a RawValue,
+}
+
+/// What pass 1 takes from one record: its key fingerprint and the values of
+/// the attributes that should be unique.
+fn keys_of(line: &str, uniques: &[UniqueAttribute]) -> serde_json::Result<(u128, Vec<Option<String>>)> {
+    let rec: Record = serde_json::from_str(line)?;
+    let item = Obj::parse(rec.item.get())?;
+    let key = key_hash(
+        item.str("PK").unwrap_or_default(),
+        item.str("SK").unwrap_or_default(),
+    );
+    let values = uniques
+        .iter()
+        .map(|u| item.str(u.attribute).map(str::to_owned))
+        .collect();
+    Ok((key, values))
 }
 
 /// What pass 2 shares with its workers.
@@ -64,7 +89,7 @@ struct Rules {
     uniques: &'static [UniqueAttribute],
     unique_dups: Vec<HashMap<String, u32>>,
     references: Vec<(Reference, KeySet)>,
-    validator: jsonschema::Validator,
+    validator: jsonschema::Validator<Borrowed>,
 }
 
 /// One decided record, serialized.
@@ -77,21 +102,28 @@ struct Decided {
 }
 
 impl Rules {
-    fn decide(&self, t: Transformed) -> Decided {
-        let Transformed {
+    fn decide(&self, line: &str) -> serde_json::Result<Decided> {
+        let Record {
             legacy_id,
-            item,
+            item: raw,
             mut findings,
-        } = t;
-        let (pk, sk) = key_of(&item);
-        if self.duplicate_keys.contains(&key_hash(&pk, &sk)) {
+        } = serde_json::from_str(line)?;
+        let value = Val::Obj(Obj::parse(raw.get())?);
+        let Val::Obj(item) = &value else {
+            unreachable!("parsed as an object")
+        };
+        let (pk, sk) = (
+            item.str("PK").unwrap_or_default(),
+            item.str("SK").unwrap_or_default(),
+        );
+        if self.duplicate_keys.contains(&key_hash(pk, sk)) {
             findings.push(Finding::reject(
                 "duplicate_key",
                 format!("another item has the key PK={pk}, SK={sk}"),
             ));
         }
         for (u, dups) in self.uniques.iter().zip(&self.unique_dups) {
-            if let Some(v) = item.get(u.attribute).and_then(Value::as_str)
+            if let Some(v) = item.str(u.attribute)
                 && let Some(count) = dups.get(v)
             {
                 let msg = format!(
@@ -106,7 +138,7 @@ impl Rules {
             }
         }
         for (r, ids) in &self.references {
-            match item.get(r.attribute).and_then(Value::as_str) {
+            match item.str(r.attribute) {
                 Some(id) if ids.contains(&key_hash(id, "")) => {}
                 Some(id) => findings.push(Finding::reject(
                     r.code,
@@ -121,20 +153,19 @@ impl Rules {
                 )),
             }
         }
-        let size = item_size(&item);
+        let size = obj_size(item);
         if size > MAX_ITEM_BYTES {
             findings.push(Finding::reject(
                 "item_too_large",
                 format!("item is {size} bytes; DynamoDB allows {MAX_ITEM_BYTES}"),
             ));
         }
-        let mut item = Value::Object(item);
         if !findings.iter().any(|f| f.severity == Severity::Reject)
-            && !self.validator.is_valid(&item)
+            && !self.validator.is_valid(&value)
         {
             let errors: Vec<String> = self
                 .validator
-                .iter_errors(&item)
+                .iter_errors(&value)
                 .map(|e| format!("{}: {e}", e.instance_path()))
                 .collect();
             findings.push(Finding::reject("schema", errors.join("; ")));
@@ -152,28 +183,25 @@ impl Rules {
             warning_codes,
         };
         if rejects.is_empty() {
-            d.valid = Some(serde_json::to_vec(&item).expect("serializes"));
+            // The item goes on byte for byte as transform wrote it.
+            d.valid = Some(raw.get().as_bytes().to_vec());
             if !warnings.is_empty() {
-                d.warned = Some(
-                    serde_json::to_vec(
-                        &json!({"legacyId": legacy_id, "PK": pk, "warnings": warnings}),
-                    )
-                    .expect("serializes"),
-                );
+                d.warned = Some(serde_json::to_vec(
+                    &json!({"legacyId": legacy_id, "PK": pk, "warnings": warnings}),
+                )?);
             }
         } else {
-            let record = json!({
-                "legacyId": legacy_id,
-                "PK": pk,
-                "SK": sk,
-                "reasons": d.reject_codes,
-                "findings": rejects,
-                "warnings": warnings,
-                "item": item.take(),
-            });
-            d.rejected = Some(serde_json::to_vec(&record).expect("serializes"));
+            d.rejected = Some(serde_json::to_vec(&RejectedRecord {
+                legacyId: legacy_id,
+                PK: pk,
+                SK: sk,
+                reasons: &d.reject_codes,
+                findings: &rejects,
+                warnings: &warnings,
+                item: raw,
+            })?);
         }
-        d
+        Ok(d)
     }
 }
 
@@ -183,32 +211,44 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     let schema_name = format!("entities/{}.schema.json", entity.name());
     let schema: Value = serde_json::from_str(entity.schema())
         .map_err(|e| Error::artifact(&schema_name, e.to_string()))?;
-    let validator = jsonschema::validator_for(&schema)
+    let validator = jsonschema::options_for::<Borrowed>()
+        .build(&schema)
         .map_err(|e| Error::artifact(&schema_name, e.to_string()))?;
 
-    // Pass 1: key fingerprints and unique-attribute values.
-    let mut reader = ArtifactReader::open(&input)?;
+    // Pass 1, on all cores: key fingerprints and unique-attribute values.
+    let reader = ArtifactReader::open(&input)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let total = reader.manifest().records;
+    let second = reader.reopen()?;
     // All key fingerprints, sorted afterwards: 16 bytes a record, no hash table.
     let mut keys: Vec<u128> = Vec::with_capacity(total as usize);
     let uniques = entity.unique_attributes();
     let mut unique_seen: Vec<HashMap<String, u32>> = vec![HashMap::new(); uniques.len()];
-    let mut buf = String::new();
-    while reader.next_line(&mut buf)? {
-        let k: Keys = serde_json::from_str(&buf)
-            .map_err(|e| Error::artifact(&input, format!("line {}: {e}", reader.line_no())))?;
-        let (pk, sk) = (
-            k.str("PK").unwrap_or_default(),
-            k.str("SK").unwrap_or_default(),
-        );
-        keys.push(key_hash(&pk, &sk));
-        for (u, seen) in uniques.iter().zip(unique_seen.iter_mut()) {
-            if let Some(v) = k.str(u.attribute) {
-                *seen.entry(v.into_owned()).or_insert(0) += 1;
+    let path = input.clone();
+    parallel::map_lines(
+        reader,
+        parallel::workers(),
+        move |line: &str| {
+            keys_of(line, uniques)
+                .map_err(|e| Error::artifact(&path, format!("a record is not valid: {e}")))
+        },
+        |_, chunk| {
+            if ctx.cancelled() {
+                return Err(Error::Interrupted(
+                    "validate stopped; nothing was kept".into(),
+                ));
             }
-        }
-    }
+            for (key, values) in chunk {
+                keys.push(key);
+                for (v, seen) in values.into_iter().zip(unique_seen.iter_mut()) {
+                    if let Some(v) = v {
+                        *seen.entry(v).or_insert(0) += 1;
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
     for seen in &mut unique_seen {
         seen.retain(|_, c| *c > 1);
     }
@@ -241,7 +281,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     });
 
     // Pass 2: decide, in parallel, written in order.
-    let reader = reader.reopen()?;
+    let reader = second;
     let bar = ctx.progress.bar(entity.name(), "validate", Some(total));
     let out = ctx.artifact(Phase::Validate, entity.name());
     let mut valid = ArtifactWriter::create(&out, &ctx.run_id, "validate", entity.name())?;
@@ -257,9 +297,9 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     let path = input.clone();
     let worker_rules = rules.clone();
     let decide = move |line: &str| -> Result<Decided> {
-        let t: Transformed = serde_json::from_str(line)
-            .map_err(|e| Error::artifact(&path, format!("a record is not valid: {e}")))?;
-        Ok(worker_rules.decide(t))
+        worker_rules
+            .decide(line)
+            .map_err(|e| Error::artifact(&path, format!("a record is not valid: {e}")))
     };
     let result = parallel::map_lines(reader, parallel::workers(), decide, |_, decided| {
         if ctx.cancelled() {
