@@ -16,8 +16,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType,
-    WriteRequest,
+    AttributeValue, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType, WriteRequest,
 };
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
@@ -215,7 +214,13 @@ fn val_size(v: &crate::json::Val<'_>) -> usize {
         Val::Num(n) => n.bytes().filter(u8::is_ascii_digit).count().div_ceil(2) + 1,
         Val::Bool(_) | Val::Null => 1,
         Val::Arr(items) => 3 + items.iter().map(|i| 1 + val_size(i)).sum::<usize>(),
-        Val::Obj(o) => 3 + o.0.iter().map(|(k, v)| 1 + k.len() + val_size(v)).sum::<usize>(),
+        Val::Obj(o) => {
+            3 + o
+                .0
+                .iter()
+                .map(|(k, v)| 1 + k.len() + val_size(v))
+                .sum::<usize>()
+        }
     }
 }
 

@@ -211,9 +211,7 @@ impl JsonNumber for Number<'_> {
         Cow::Borrowed(self.0)
     }
     fn to_number(&self) -> Cow<'_, serde_json::Number> {
-        Cow::Owned(
-            serde_json::from_str(self.0).unwrap_or_else(|_| serde_json::Number::from(0u8)),
-        )
+        Cow::Owned(serde_json::from_str(self.0).unwrap_or_else(|_| serde_json::Number::from(0u8)))
     }
     fn is_integer(&self) -> bool {
         if !self.0.contains(['.', 'e', 'E']) {
@@ -294,7 +292,9 @@ impl<'a> json::Node<'a, Borrowed> for &'a Val<'a> {
         Cow::Owned(Val::to_value(self))
     }
     fn identity(&self) -> Option<NodeIdentity> {
-        Some(NodeIdentity::new(std::ptr::from_ref::<Val<'a>>(*self) as usize))
+        Some(NodeIdentity::new(
+            std::ptr::from_ref::<Val<'a>>(*self) as usize
+        ))
     }
 }
 
@@ -374,7 +374,9 @@ mod tests {
                 "s": {"enum": ["a", "b"]}, "d": {"type": "number"},
                 "m": {"type": "object", "properties": {"z": {"type": "string", "minLength": 2}}}}
         });
-        let ours = jsonschema::options_for::<Borrowed>().build(&schema).unwrap();
+        let ours = jsonschema::options_for::<Borrowed>()
+            .build(&schema)
+            .unwrap();
         let theirs = jsonschema::validator_for(&schema).unwrap();
         for doc in [
             r#"{"id": "X1", "n": 2}"#,

@@ -157,7 +157,8 @@ fn fast_timestamp(raw: &str) -> Option<NaiveDateTime> {
         _ => return None,
     };
     let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
-    let time = chrono::NaiveTime::from_hms_nano_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, nanos)?;
+    let time =
+        chrono::NaiveTime::from_hms_nano_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, nanos)?;
     Some(NaiveDateTime::new(date, time))
 }
 

@@ -234,9 +234,7 @@ mod tests {
         for (k, v) in over.as_object().unwrap() {
             r[k] = v.clone();
         }
-        Sales
-            .map(&crate::entities::test_row(&r), &ctx())
-            .unwrap()
+        Sales.map(&crate::entities::test_row(&r), &ctx()).unwrap()
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
 use crate::dynamo::{MAX_ITEM_BYTES, obj_size};
 use crate::entities::{self, Entity, Finding, Reference, Severity, UniqueAttribute};
-use crate::json::{Borrowed, Obj, Val};
 use crate::error::{Error, Result};
+use crate::json::{Borrowed, Obj, Val};
 use crate::parallel;
 use crate::report;
 use crate::runner::{Ctx, artifact_path};
@@ -68,7 +68,10 @@ struct RejectedRecord<'a> {
 
 /// What pass 1 takes from one record: its key fingerprint and the values of
 /// the attributes that should be unique.
-fn keys_of(line: &str, uniques: &[UniqueAttribute]) -> serde_json::Result<(u128, Vec<Option<String>>)> {
+fn keys_of(
+    line: &str,
+    uniques: &[UniqueAttribute],
+) -> serde_json::Result<(u128, Vec<Option<String>>)> {
     let rec: Record = serde_json::from_str(line)?;
     let item = Obj::parse(rec.item.get())?;
     let key = key_hash(

@@ -1,10 +1,10 @@
 //! Verify: proof that the table holds what was validated. Every item of the
 //! validated artifact is fetched (BatchGetItem, 100 keys a request, several
 //! in flight, unprocessed keys retried) and compared attribute by attribute,
-//! numbers by value and maps member by member. A parallel `Select=COUNT`
-//! scan counts the entity's items; a keys-only scan lists items with the
-//! entity's prefix that the artifact does not hold (ignoring those the
-//! pre-load backup shows were there before); references to other entities
+//! numbers by value and maps member by member. One keys-only parallel scan
+//! counts the entity's items and lists those with the entity's prefix that
+//! the artifact does not hold (ignoring those the pre-load backup shows were
+//! there before); references to other entities
 //! are checked against their tables. Differences go to
 //! `data/reports/verification_report.json`.
 
