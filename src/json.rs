@@ -76,11 +76,7 @@ impl<'a> Val<'a> {
             Val::Num(n) => serde_json::from_str(n).unwrap_or(Value::Null),
             Val::Str(s) => Value::String(s.to_string()),
             Val::Arr(items) => Value::Array(items.iter().map(Val::to_value).collect()),
-            Val::Obj(o) => Value::Object(
-                o.0.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_value()))
-                    .collect(),
-            ),
+            Val::Obj(o) => o.to_value(),
         }
     }
 }
@@ -89,6 +85,16 @@ impl<'a> Obj<'a> {
     /// Parses a JSON object from `text`.
     pub fn parse(text: &'a str) -> serde_json::Result<Obj<'a>> {
         serde_json::from_str(text)
+    }
+
+    /// An owned `serde_json::Value` object (numbers stay exact).
+    pub fn to_value(&self) -> Value {
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_value()))
+                .collect(),
+        )
     }
 
     /// The member named `key`.

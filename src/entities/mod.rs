@@ -239,7 +239,7 @@ impl<'a> Row<'a> {
 
     /// The row as a `serde_json::Value` (for reports).
     pub fn to_value(&self) -> Value {
-        Val::Obj(self.0.clone()).to_value()
+        self.0.to_value()
     }
 }
 

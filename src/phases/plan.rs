@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::Phase;
 use crate::dynamo::{WRITE_UNIT_BYTES, item_size};
-use crate::entities::{Entity, Item};
-use crate::error::Result;
+use crate::entities::Entity;
+use crate::error::{Error, Result};
+use crate::json::Obj;
 use crate::runner::Ctx;
 
 /// Prints the load plan of `entities`.
@@ -29,7 +30,9 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
         let mut reader = ArtifactReader::open(&path)?;
         let mut buf = String::new();
         let (mut items, mut units) = (0u64, 0u64);
-        while let Some(item) = reader.next_record::<Item>(&mut buf)? {
+        while reader.next_line(&mut buf)? {
+            let item = Obj::parse(&buf)
+                .map_err(|e| Error::artifact(&path, format!("line {}: {e}", reader.line_no())))?;
             items += 1;
             units += item_size(&item).div_ceil(WRITE_UNIT_BYTES).max(1) as u64;
         }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{KeySet, key_hash};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
-use crate::dynamo::{MAX_ITEM_BYTES, obj_size};
+use crate::dynamo::{MAX_ITEM_BYTES, item_size};
 use crate::entities::{self, Entity, Finding, Reference, Severity, UniqueAttribute};
 use crate::error::{Error, Result};
 use crate::json::{Borrowed, Obj, Val};
@@ -156,7 +156,7 @@ impl Rules {
                 )),
             }
         }
-        let size = obj_size(item);
+        let size = item_size(item);
         if size > MAX_ITEM_BYTES {
             findings.push(Finding::reject(
                 "item_too_large",
