@@ -174,6 +174,16 @@ impl ArtifactWriter {
         Ok(())
     }
 
+    /// Appends bytes that hold whole lines, each already JSON and ending in
+    /// a newline (a spilled part of the same artifact); counts the lines.
+    pub fn write_lines(&mut self, lines: &[u8]) -> Result<()> {
+        self.out
+            .write_all(lines)
+            .map_err(|e| Error::io(&self.tmp, e))?;
+        self.records += lines.iter().filter(|b| **b == b'\n').count() as u64;
+        Ok(())
+    }
+
     /// Records written so far.
     pub fn records(&self) -> u64 {
         self.records

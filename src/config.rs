@@ -92,6 +92,19 @@ impl TargetConfig {
 }
 
 /// How the migration behaves.
+/// How verify reads the table back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VerifyMethod {
+    /// One parallel Scan of the table, compared against fingerprints of the
+    /// artifact (the default: the server reads every item once).
+    Scan,
+    /// BatchGetItem of every artifact key, 100 a request, plus a keys-only
+    /// Scan for the count and the extra items: for a table that holds much
+    /// more than the entity being verified.
+    BatchGet,
+}
+
 #[derive(Debug, Clone)]
 pub struct MigrationConfig {
     pub batch_size: usize,
@@ -106,6 +119,8 @@ pub struct MigrationConfig {
     pub batch_delay: Duration,
     pub dry_run: bool,
     pub scan_segments: u32,
+    pub extract_connections: usize,
+    pub verify_method: VerifyMethod,
     pub request_timeout: Duration,
     pub uuid_namespace: uuid::Uuid,
     pub data_dir: Option<PathBuf>,
@@ -126,6 +141,8 @@ impl Default for MigrationConfig {
             batch_delay: Duration::ZERO,
             dry_run: false,
             scan_segments: 4,
+            extract_connections: 2,
+            verify_method: VerifyMethod::Scan,
             request_timeout: Duration::from_secs(30),
             uuid_namespace: uuid::Uuid::parse_str(DEFAULT_UUID_NAMESPACE).expect("valid uuid"),
             data_dir: None,
@@ -182,6 +199,8 @@ struct RawMigration {
     batch_delay: Option<f64>,
     dry_run: Option<bool>,
     scan_segments: Option<u32>,
+    extract_connections: Option<usize>,
+    verify_method: Option<VerifyMethod>,
     request_timeout: Option<f64>,
     uuid_namespace: Option<String>,
     data_dir: Option<PathBuf>,
@@ -295,6 +314,8 @@ impl Config {
                 batch_delay: secs(m.batch_delay, d.batch_delay),
                 dry_run: m.dry_run.unwrap_or(d.dry_run),
                 scan_segments: m.scan_segments.unwrap_or(d.scan_segments),
+                extract_connections: m.extract_connections.unwrap_or(d.extract_connections),
+                verify_method: m.verify_method.unwrap_or(d.verify_method),
                 request_timeout: secs(m.request_timeout, d.request_timeout),
                 uuid_namespace,
                 data_dir: m.data_dir,

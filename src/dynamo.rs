@@ -620,7 +620,8 @@ pub fn scan(
     keys_only: bool,
     policy: &RetryPolicy,
 ) -> mpsc::Receiver<Result<Vec<AvItem>>> {
-    let (tx, rx) = mpsc::channel(segments as usize * 2);
+    // One page waiting per segment: pages of full items are ~1 MB of JSON each.
+    let (tx, rx) = mpsc::channel(segments as usize);
     for segment in 0..segments {
         let (client, table, tx, policy) = (
             client.clone(),
@@ -638,6 +639,7 @@ pub fn scan(
                         .table_name(&table)
                         .segment(segment as i32)
                         .total_segments(segments as i32)
+                        .consistent_read(true)
                         .set_exclusive_start_key(start.clone());
                     if let Some(p) = &prefix {
                         req = req
@@ -656,8 +658,8 @@ pub fn scan(
                 .await;
                 match page {
                     Ok(out) => {
-                        start = out.last_evaluated_key().cloned().filter(|k| !k.is_empty());
-                        if tx.send(Ok(out.items().to_vec())).await.is_err() {
+                        start = out.last_evaluated_key.filter(|k| !k.is_empty());
+                        if tx.send(Ok(out.items.unwrap_or_default())).await.is_err() {
                             return;
                         }
                         if start.is_none() {

@@ -19,6 +19,9 @@ pub struct Snapshot {
     client: Client,
     /// `pg_current_snapshot()` as text, recorded in the checkpoint.
     pub id: String,
+    /// The name other connections import it by (`pg_export_snapshot()`),
+    /// when the server could export it.
+    exported: Option<String>,
 }
 
 /// Connects to the source, or says in one line why it could not.
@@ -161,12 +164,28 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 }
 
 impl Snapshot {
-    /// Opens the read-only, repeatable-read transaction all extracts share.
+    /// Opens the read-only, repeatable-read transaction all extracts share,
+    /// exported so that more connections can read the very same snapshot.
     pub async fn begin(client: Client) -> Result<Snapshot> {
-        client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(|e| Error::Source(format!("cannot start the snapshot: {}", describe(&e))))?;
+        let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+        let start = |e: tokio_postgres::Error| {
+            Error::Source(format!("cannot start the snapshot: {}", describe(&e)))
+        };
+        client.batch_execute(begin).await.map_err(start)?;
+        // Must be the first statement; a server that refuses it (e.g. a
+        // standby of an old version) gets a fresh transaction, one connection.
+        let exported = match client.query_one("SELECT pg_export_snapshot()", &[]).await {
+            Ok(row) => Some(row.get::<_, String>(0)),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot export the snapshot ({}); extracting over one connection",
+                    describe(&e)
+                );
+                client.batch_execute("ROLLBACK").await.map_err(start)?;
+                client.batch_execute(begin).await.map_err(start)?;
+                None
+            }
+        };
         let row = client
             .query_one("SELECT pg_current_snapshot()::text", &[])
             .await
@@ -174,7 +193,48 @@ impl Snapshot {
         Ok(Snapshot {
             id: row.get(0),
             client,
+            exported,
         })
+    }
+
+    /// Another connection reading this snapshot (`SET TRANSACTION
+    /// SNAPSHOT`); `None` when it was not exported.
+    pub async fn join(&self, cfg: &SourceConfig) -> Result<Option<Snapshot>> {
+        let Some(name) = &self.exported else {
+            return Ok(None);
+        };
+        let client = connect(cfg).await?;
+        // The name comes from the server: hex digits and dashes only.
+        let name = name.replace('\'', "");
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{name}'"
+            ))
+            .await
+            .map_err(|e| Error::Source(format!("cannot join the snapshot: {}", describe(&e))))?;
+        Ok(Some(Snapshot {
+            client,
+            id: self.id.clone(),
+            exported: None,
+        }))
+    }
+
+    /// The smallest and largest value of the integer `column` among the
+    /// rows of `query`, `None` when it has no rows.
+    pub async fn bounds(&self, query: &str, column: &str) -> Result<Option<(i64, i64)>> {
+        let sql =
+            format!("SELECT min(t.\"{column}\")::int8, max(t.\"{column}\")::int8 FROM ({query}) t");
+        let row = self
+            .client
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| Error::Source(format!("{}: {}", first_line(&sql), describe(&e))))?;
+        Ok(
+            match (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
+                (Some(lo), Some(hi)) => Some((lo, hi)),
+                _ => None,
+            },
+        )
     }
 
     /// The planner's estimate of the rows `query` will return, for the

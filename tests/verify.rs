@@ -104,9 +104,20 @@ fn clean_migration_verifies() {
 
 #[test]
 fn verify_catches_every_kind_of_difference() {
-    let env = Env::new("vdiff");
+    every_kind_of_difference("vdiff", "scan");
+}
+
+/// The same differences found by reading every artifact key back with
+/// BatchGetItem (`verifyMethod: "batchGet"`).
+#[test]
+fn batch_get_verify_catches_every_kind_of_difference() {
+    every_kind_of_difference("vdiffbg", "batchGet");
+}
+
+fn every_kind_of_difference(name: &str, method: &str) {
+    let env = Env::new(name);
     env.generate(60, 20, 300, 23);
-    env.config(json!({}));
+    env.config(json!({"migration": {"verifyMethod": method}}));
     let out = env.migrate(&["--full", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
 
@@ -202,6 +213,7 @@ fn verify_catches_every_kind_of_difference() {
 
     let report = env.report("reports/verification_report.json");
     let s = &report["entities"]["sales"];
+    assert_eq!(s["method"], method, "{s}");
     let n = sales.len() as u64;
     assert_eq!(s["ok"], false, "{s}");
     assert_eq!(s["expected"].as_u64(), Some(n), "{s}");

@@ -24,6 +24,9 @@ impl Entity for Buyers {
             "SELECT {PARTY_COLUMNS} FROM \"{schema}\".msg_anag WHERE kind IN (2, 3) AND enabled ORDER BY first_id"
         )
     }
+    fn split_column(&self) -> Option<&'static str> {
+        Some("first_id")
+    }
     fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
         let (party_type, vat_required) = match row.int("kind")? {
             2 => ("company", true),

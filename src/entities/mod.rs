@@ -162,6 +162,13 @@ pub trait Entity: Send + Sync + 'static {
     fn schema(&self) -> &'static str;
     /// A SELECT of the rows to migrate in `schema`, ordered by legacy id.
     fn extract_query(&self, schema: &str) -> String;
+    /// An integer column of the extract query that orders its rows (the
+    /// query's `ORDER BY`). Extract then reads ranges of it over parallel
+    /// connections sharing one snapshot, and writes them in order. `None`
+    /// reads the whole query over one connection.
+    fn split_column(&self) -> Option<&'static str> {
+        None
+    }
     /// Maps one extracted row. `Err` means the row cannot be mapped at all
     /// (it goes to the transform quarantine with the message).
     fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String>;

@@ -24,6 +24,9 @@ impl Entity for Producers {
             "SELECT {PARTY_COLUMNS} FROM \"{schema}\".msg_anag WHERE kind = 1 AND enabled ORDER BY first_id"
         )
     }
+    fn split_column(&self) -> Option<&'static str> {
+        Some("first_id")
+    }
     fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
         match row.int("kind")? {
             1 => map_party(

@@ -70,6 +70,9 @@ impl Entity for Sales {
              FROM \"{schema}\".msg WHERE enabled ORDER BY first_id"
         )
     }
+    fn split_column(&self) -> Option<&'static str> {
+        Some("first_id")
+    }
     fn references(&self) -> &'static [Reference] {
         &[
             Reference {

@@ -1,9 +1,20 @@
 //! Extract: every entity of the command from one read-only, repeatable-read
 //! snapshot of PostgreSQL, streamed with COPY into `data/extracted/`.
+//!
+//! The snapshot is exported and joined by `extractConnections − 1` more
+//! connections: an entity that names a split column is read as that many
+//! key ranges at once (PostgreSQL renders `row_to_json` on as many cores),
+//! the first range straight into the artifact, the others into spill files
+//! appended in order afterwards, so the artifact is byte for byte what one
+//! connection would have written.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
+use futures_util::future::try_join_all;
 
-use crate::artifact::ArtifactWriter;
+use crate::artifact::{ArtifactWriter, create_private_file};
 use crate::checkpoint::{Checkpoint, Phase, State, Step};
 use crate::entities::Entity;
 use crate::error::{Error, Result};
@@ -14,14 +25,23 @@ use crate::source::{self, Snapshot};
 pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entities: &[&'static dyn Entity]) -> Result<()> {
     let client = source::connect(&ctx.config.source).await?;
     let snapshot = Snapshot::begin(client).await?;
-    tracing::info!(snapshot = %snapshot.id, "extracting {} entities from one snapshot", entities.len());
+    let mut snapshots = vec![snapshot];
+    for _ in 1..ctx.config.migration.extract_connections {
+        match snapshots[0].join(&ctx.config.source).await? {
+            Some(s) => snapshots.push(s),
+            None => break,
+        }
+    }
+    let snapshot = &snapshots[0];
+    tracing::info!(snapshot = %snapshot.id, connections = snapshots.len(),
+        "extracting {} entities from one snapshot", entities.len());
     for entity in entities {
         let span = tracing::info_span!("phase", entity = entity.name(), phase = "extract");
         let _guard = span.enter();
         let mut step = Step::start(&ctx.run_id);
         step.snapshot = Some(snapshot.id.clone());
         cp.put(entity.name(), Phase::Extract, step.clone())?;
-        match extract_one(ctx, &snapshot, *entity, &mut step).await {
+        match extract_one(ctx, &snapshots, *entity, &mut step).await {
             Ok(()) => {
                 step.state = State::Done;
                 step.finished_at = Some(Utc::now());
@@ -36,36 +56,88 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entities: &[&'static dyn Entity
             }
         }
     }
-    snapshot.finish().await
+    for s in snapshots {
+        s.finish().await?;
+    }
+    Ok(())
 }
 
 async fn extract_one(
     ctx: &Ctx,
-    snapshot: &Snapshot,
+    snapshots: &[Snapshot],
     entity: &dyn Entity,
     step: &mut Step,
 ) -> Result<()> {
     let query = entity.extract_query(&ctx.config.source.schema);
-    let estimate = snapshot.estimate(&query).await?;
+    let estimate = snapshots[0].estimate(&query).await?;
     let bar = ctx.progress.bar(entity.name(), "extract", Some(estimate));
     let path = ctx.artifact(Phase::Extract, entity.name());
+    let queries = match entity.split_column() {
+        Some(column) if snapshots.len() > 1 => match snapshots[0].bounds(&query, column).await? {
+            Some((lo, hi)) => split(lo, hi, snapshots.len())
+                .into_iter()
+                .map(|range| range_query(&query, column, range))
+                .collect(),
+            None => vec![query.clone()],
+        },
+        _ => vec![query.clone()],
+    };
     let mut writer = ArtifactWriter::create(&path, &ctx.run_id, "extract", entity.name())?;
-    let result = snapshot
-        .copy_json(&query, |chunk| {
-            if ctx.cancelled() {
-                return Err(Error::Interrupted(
-                    "extract stopped; nothing was kept".into(),
-                ));
+    let spills: Vec<PathBuf> = (1..queries.len()).map(|i| spill_path(&path, i)).collect();
+    let result =
+        async {
+            let mut spill_files = Vec::new();
+            for p in &spills {
+                spill_files.push(BufWriter::with_capacity(1 << 20, create_private_file(p)?));
             }
-            let mut rows = 0;
-            for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                writer.write_raw_line(line)?;
-                rows += 1;
+            // The first range goes straight into the artifact, the others to spills.
+            let mut sinks: Vec<Sink<'_>> = Vec::new();
+            let first = &mut writer;
+            sinks.push(Box::new(move |line: &[u8]| first.write_raw_line(line)));
+            for (file, p) in spill_files.iter_mut().zip(&spills) {
+                sinks.push(Box::new(move |line: &[u8]| {
+                    file.write_all(line)
+                        .and_then(|()| file.write_all(b"\n"))
+                        .map_err(|e| Error::io(p, e))
+                }));
             }
-            bar.inc(rows);
+            try_join_all(queries.iter().zip(snapshots).zip(sinks).map(
+                |((q, snapshot), mut sink)| {
+                    let bar = &bar;
+                    async move {
+                        snapshot
+                            .copy_json(q, |chunk| {
+                                if ctx.cancelled() {
+                                    return Err(Error::Interrupted(
+                                        "extract stopped; nothing was kept".into(),
+                                    ));
+                                }
+                                let mut rows = 0;
+                                for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                                    sink(line)?;
+                                    rows += 1;
+                                }
+                                bar.inc(rows);
+                                Ok(())
+                            })
+                            .await
+                    }
+                },
+            ))
+            .await?;
+            for (file, p) in spill_files.into_iter().zip(&spills) {
+                file.into_inner()
+                    .map_err(|e| Error::io(p, e.into_error()))?;
+            }
+            for p in &spills {
+                append(&mut writer, p)?;
+            }
             Ok(())
-        })
+        }
         .await;
+    for p in &spills {
+        let _ = std::fs::remove_file(p);
+    }
     if let Err(e) = result {
         writer.discard();
         return Err(e);
@@ -82,4 +154,92 @@ async fn extract_one(
         path.display()
     );
     Ok(())
+}
+
+/// Where one range's lines go: the artifact or a spill file.
+type Sink<'a> = Box<dyn FnMut(&[u8]) -> Result<()> + Send + 'a>;
+
+/// Splits `lo..=hi` into at most `n` contiguous ranges of about equal width.
+/// The first is open below and the last above (and takes NULLs), so the
+/// ranges cover every row whatever the bounds.
+fn split(lo: i64, hi: i64, n: usize) -> Vec<(Option<i64>, Option<i64>)> {
+    let width = (i128::from(hi) - i128::from(lo) + 1).max(1);
+    let n = (n as i128).clamp(1, width);
+    let cut = |i: i128| (i128::from(lo) + width * i / n) as i64;
+    (0..n)
+        .map(|i| {
+            let from = (i > 0).then(|| cut(i));
+            let to = (i + 1 < n).then(|| cut(i + 1) - 1);
+            (from, to)
+        })
+        .collect()
+}
+
+/// `query` narrowed to a range of `column`, in the same order.
+fn range_query(query: &str, column: &str, (from, to): (Option<i64>, Option<i64>)) -> String {
+    let c = format!("r.\"{column}\"");
+    let filter = match (from, to) {
+        (None, None) => "true".to_string(),
+        (None, Some(t)) => format!("{c} <= {t}"),
+        (Some(f), None) => format!("({c} >= {f} OR {c} IS NULL)"),
+        (Some(f), Some(t)) => format!("{c} BETWEEN {f} AND {t}"),
+    };
+    format!("SELECT * FROM ({query}) r WHERE {filter} ORDER BY {c}")
+}
+
+/// Where range `i` of an artifact is spilled until it is appended.
+fn spill_path(artifact: &Path, i: usize) -> PathBuf {
+    let name = artifact.file_name().unwrap_or_default().to_string_lossy();
+    artifact.with_file_name(format!(".{name}.part{i}"))
+}
+
+/// Appends a spill file to the artifact.
+fn append(writer: &mut ArtifactWriter, spill: &Path) -> Result<()> {
+    let mut file = std::fs::File::open(spill).map_err(|e| Error::io(spill, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(spill, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        writer.write_lines(&buf[..n])?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_every_value_once() {
+        for (lo, hi, n) in [
+            (1, 100, 2),
+            (100001, 1100000, 3),
+            (5, 5, 4),
+            (-3, 2, 8),
+            (i64::MIN, i64::MAX, 3),
+        ] {
+            let r = split(lo, hi, n);
+            assert!(!r.is_empty() && r.len() <= n);
+            assert_eq!(r[0].0, None);
+            assert_eq!(r.last().unwrap().1, None);
+            for w in r.windows(2) {
+                let (to, from) = (w[0].1.unwrap(), w[1].0.unwrap());
+                assert_eq!(to + 1, from, "{r:?}");
+            }
+        }
+        assert_eq!(split(1, 100, 2), [(None, Some(50)), (Some(51), None)]);
+        assert_eq!(split(5, 5, 4), [(None, None)]);
+        assert_eq!(split(1, 3, 8).len(), 3);
+    }
+
+    #[test]
+    fn range_queries_keep_the_order() {
+        let q = "SELECT a FROM t ORDER BY a";
+        assert_eq!(
+            range_query(q, "a", (Some(3), None)),
+            "SELECT * FROM (SELECT a FROM t ORDER BY a) r WHERE (r.\"a\" >= 3 OR r.\"a\" IS NULL) ORDER BY r.\"a\""
+        );
+        assert!(range_query(q, "a", (Some(3), Some(9))).contains("BETWEEN 3 AND 9"));
+    }
 }

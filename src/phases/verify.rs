@@ -9,7 +9,10 @@
 //! `data/reports/verification_report.json`.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::time::Instant;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -18,6 +21,7 @@ use serde_json::{Value, json};
 use super::{KeySet, key_hash};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Checkpoint, Phase, Step};
+use crate::config::VerifyMethod;
 use crate::dynamo::{self, AvItem, MAX_BATCH_GET_KEYS, RetryPolicy, item_from_av, key_of};
 use crate::entities::{self, Entity, Item};
 use crate::error::{Error, Result};
@@ -64,6 +68,131 @@ pub fn differences(expected: &Item, found: &Item) -> Vec<(String, Value, Value)>
     out
 }
 
+/// A 64-bit fingerprint of an attribute value that is the same for values
+/// [`same_value`] calls equal: numbers by canonical decimal text, maps by
+/// sorted member names, lists in order, every kind tagged.
+fn fingerprint_into(value: &Value, h: &mut impl Hasher) {
+    match value {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => {
+            1u8.hash(h);
+            b.hash(h);
+        }
+        Value::Number(n) => {
+            2u8.hash(h);
+            match canonical_number(n.as_str()) {
+                Some(c) => c.hash(h),
+                None => n.as_str().hash(h),
+            }
+        }
+        Value::String(s) => {
+            3u8.hash(h);
+            s.hash(h);
+        }
+        Value::Array(items) => {
+            4u8.hash(h);
+            items.len().hash(h);
+            for v in items {
+                fingerprint_into(v, h);
+            }
+        }
+        Value::Object(map) => {
+            fingerprint_members(map.iter(), h, |v, h| fingerprint_into(v, &mut Dyn(h)))
+        }
+    }
+}
+
+/// Like [`fingerprint_into`] for an object's members.
+fn fingerprint_members<'a, V: 'a>(
+    members: impl ExactSizeIterator<Item = (&'a String, &'a V)>,
+    h: &mut impl Hasher,
+    value: impl Fn(&V, &mut dyn Hasher),
+) {
+    5u8.hash(h);
+    members.len().hash(h);
+    let mut members: Vec<(&String, &V)> = members.collect();
+    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (k, v) in members {
+        k.hash(h);
+        value(v, h);
+    }
+}
+
+/// The fingerprint of a whole item (see [`fingerprint_into`]).
+pub fn fingerprint(item: &Item) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fingerprint_members(item.iter(), &mut h, |v, h| fingerprint_into(v, &mut Dyn(h)));
+    h.finish()
+}
+
+/// The same fingerprint read straight from the table's side: equal to
+/// `fingerprint(&item_from_av(item))` without building the JSON value.
+pub fn fingerprint_av(item: &AvItem) -> u64 {
+    fn value(v: &AttributeValue, h: &mut dyn Hasher) {
+        let mut h = Dyn(h);
+        let number = |n: &str, h: &mut Dyn<'_>| {
+            if serde_json::from_str::<serde_json::Number>(n).is_err() {
+                // from_av keeps what is not a JSON number as a string.
+                3u8.hash(h);
+                n.hash(h);
+                return;
+            }
+            2u8.hash(h);
+            match canonical_number(n) {
+                Some(c) => c.hash(h),
+                None => n.hash(h),
+            }
+        };
+        match v {
+            AttributeValue::S(s) => {
+                3u8.hash(&mut h);
+                s.hash(&mut h);
+            }
+            AttributeValue::N(n) => number(n, &mut h),
+            AttributeValue::Bool(b) => {
+                1u8.hash(&mut h);
+                b.hash(&mut h);
+            }
+            AttributeValue::Null(_) => 0u8.hash(&mut h),
+            AttributeValue::L(items) => {
+                4u8.hash(&mut h);
+                items.len().hash(&mut h);
+                for v in items {
+                    value(v, &mut h);
+                }
+            }
+            AttributeValue::M(map) => fingerprint_members(map.iter(), &mut h, value),
+            other => fingerprint_into(&dynamo::from_av(other), &mut h),
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fingerprint_members(item.iter(), &mut h, value);
+    h.finish()
+}
+
+/// A `&mut dyn Hasher` as a sized `Hasher`.
+struct Dyn<'a>(&'a mut dyn Hasher);
+
+impl Hasher for Dyn<'_> {
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i);
+    }
+}
+
+/// The upper half of [`key_hash`]: what the scan method sorts and searches by.
+fn key_half(pk: &str, sk: &str) -> u64 {
+    (key_hash(pk, sk) >> 64) as u64
+}
+
 #[derive(Default)]
 struct Findings {
     expected: u64,
@@ -71,9 +200,77 @@ struct Findings {
     missing: u64,
     different: u64,
     orphans: u64,
+    counted: u64,
+    extra: u64,
+    preexisting: u64,
     missing_examples: Vec<Value>,
     different_examples: Vec<Value>,
     orphan_examples: Vec<Value>,
+    extra_examples: Vec<Value>,
+}
+
+impl Findings {
+    fn missing(&mut self, key: (&str, &str), expected: &Item) {
+        self.missing += 1;
+        if self.missing_examples.len() < EXAMPLES {
+            self.missing_examples
+                .push(json!({"PK": key.0, "SK": key.1, "legacyId": expected.get("legacyId")}));
+        }
+    }
+
+    fn different_example(&mut self, key: (&str, &str), expected: &Item, actual: &Item) {
+        if self.different_examples.len() < EXAMPLES {
+            let diffs = differences(expected, actual);
+            self.different_examples.push(json!({
+                "PK": key.0, "SK": key.1,
+                "attributes": diffs.iter().map(|(a, e, v)| json!({"attribute": a, "expected": e, "found": v})).collect::<Vec<_>>(),
+            }));
+        }
+    }
+
+    /// Checks the references of an item the table holds; `attribute` reads
+    /// one of its string attributes.
+    fn references<'i>(
+        &mut self,
+        refs: &[(entities::Reference, KeySet)],
+        key: (&str, &str),
+        attribute: impl Fn(&str) -> Option<&'i str>,
+    ) {
+        for (r, ids) in refs {
+            let value = attribute(r.attribute);
+            if !value.is_some_and(|id| ids.contains(&key_hash(id, ""))) {
+                self.orphans += 1;
+                if self.orphan_examples.len() < EXAMPLES {
+                    self.orphan_examples.push(json!({"PK": key.0, "SK": key.1,
+                        "attribute": r.attribute, "value": value, "table": r.entity}));
+                }
+            }
+        }
+    }
+
+    /// An item with the entity's prefix that the artifact does not hold.
+    fn not_expected(&mut self, before: &KeySet, key: (&str, &str)) {
+        if before.contains(&key_hash(key.0, key.1)) {
+            self.preexisting += 1;
+        } else {
+            self.extra += 1;
+            if self.extra_examples.len() < EXAMPLES {
+                self.extra_examples.push(json!({"PK": key.0, "SK": key.1}));
+            }
+        }
+    }
+}
+
+/// What both ways of verifying need.
+struct Target<'a> {
+    entity: &'a dyn Entity,
+    table: String,
+    client: aws_sdk_dynamodb::Client,
+    policy: RetryPolicy,
+    segments: u32,
+    concurrency: usize,
+    refs: Vec<(entities::Reference, KeySet)>,
+    before: KeySet,
 }
 
 /// Verifies one entity against its table.
@@ -82,14 +279,19 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     let artifact = ctx.artifact(Phase::Validate, entity.name());
     let mut reader = ArtifactReader::open(&artifact)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
-    let total = reader.manifest().records;
-    let table = ctx.table(entity)?.to_string();
     let client = ctx.dynamo().await.clone();
     let policy = RetryPolicy::from_config(&ctx.config.migration);
     let segments = ctx.config.migration.scan_segments;
+    let method = ctx.config.migration.verify_method;
+
+    // The scan method fingerprints the artifact on a worker thread while the
+    // referenced tables' keys are scanned.
+    let pass1 = (method == VerifyMethod::Scan).then(|| {
+        tokio::task::spawn_blocking(move || fingerprints(&mut reader).map(|e| (reader, e)))
+    });
 
     // The ids present in the tables this entity refers to.
-    let mut ref_sets: Vec<(entities::Reference, KeySet)> = Vec::new();
+    let mut refs: Vec<(entities::Reference, KeySet)> = Vec::new();
     for r in entity.references() {
         let target = entities::find(r.entity)
             .ok_or_else(|| Error::Dependency(format!("unknown entity {}", r.entity)))?;
@@ -110,20 +312,236 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 }
             }
         }
-        ref_sets.push((*r, ids));
+        refs.push((*r, ids));
     }
+    let t = Target {
+        entity,
+        table: ctx.table(entity)?.to_string(),
+        client,
+        policy,
+        segments,
+        concurrency: ctx.config.migration.concurrency.max(1),
+        refs,
+        before: backup_keys(ctx, entity)?,
+    };
 
-    let bar = ctx.progress.bar(entity.name(), "verify", Some(total));
+    let f = match pass1 {
+        Some(pass1) => {
+            let (reader, expected) = match pass1.await {
+                Ok(done) => done?,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            match expected {
+                Some(expected) => by_scan(ctx, &t, &reader, expected).await?,
+                None => {
+                    tracing::warn!(
+                        "{}: two keys share a 64-bit fingerprint; verifying with BatchGetItem instead",
+                        entity.name()
+                    );
+                    by_batch_get(ctx, &t, reader.reopen()?).await?
+                }
+            }
+        }
+        None => by_batch_get(ctx, &t, ArtifactReader::open(&artifact)?).await?,
+    };
+    let table = t.table;
+
+    let seconds = started.elapsed().as_secs_f64();
+    let problems = f.missing + f.different + f.extra + f.orphans;
+    step.records_in = f.expected;
+    step.records_out = f.matched;
+    step.rejected = problems;
+    step.reasons = [
+        ("missing", f.missing),
+        ("different", f.different),
+        ("extra", f.extra),
+        ("orphan_reference", f.orphans),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v > 0)
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    report::update(
+        &ctx.report("verification_report.json"),
+        &ctx.run_id,
+        entity.name(),
+        json!({
+            "table": table,
+            "method": match method { VerifyMethod::Scan => "scan", VerifyMethod::BatchGet => "batchGet" },
+            "ok": problems == 0,
+            "expected": f.expected,
+            "found": f.expected - f.missing,
+            "matched": f.matched,
+            "countByScan": f.counted,
+            "missing": f.missing,
+            "different": f.different,
+            "extra": f.extra,
+            "orphanReferences": f.orphans,
+            "preexistingItemsIgnored": f.preexisting,
+            "examples": {
+                "missing": f.missing_examples,
+                "different": f.different_examples,
+                "extra": f.extra_examples,
+                "orphanReferences": f.orphan_examples,
+            },
+            "seconds": seconds,
+            "itemsPerSecond": if seconds > 0.0 { f.expected as f64 / seconds } else { 0.0 },
+        }),
+    )?;
+    if problems == 0 {
+        tracing::info!(
+            "verified {}: {} items match, {} counted by scan",
+            entity.name(),
+            f.matched,
+            f.counted
+        );
+        Ok(Vec::new())
+    } else {
+        Ok(vec![format!(
+            "{}: verification found {} missing, {} different, {} extra, {} orphan reference(s); see {}",
+            entity.name(),
+            f.missing,
+            f.different,
+            f.extra,
+            f.orphans,
+            ctx.report("verification_report.json").display()
+        )])
+    }
+}
+
+/// Pass 1 of the scan method: for every artifact item, its key's upper 64
+/// bits above its content fingerprint, sorted by key (16 bytes an item).
+/// `None` when two keys share those 64 bits (odds ~10⁻⁸ at a million items):
+/// the caller then verifies with BatchGetItem.
+fn fingerprints(reader: &mut ArtifactReader) -> Result<Option<Vec<u128>>> {
+    let mut expected = Vec::with_capacity(reader.manifest().records as usize);
+    let mut buf = String::new();
+    while let Some(item) = reader.next_record::<Item>(&mut buf)? {
+        let (pk, sk) = key_of(&item);
+        expected.push((u128::from(key_half(&pk, &sk)) << 64) | u128::from(fingerprint(&item)));
+    }
+    expected.sort_unstable();
+    let collision = expected.windows(2).any(|w| w[0] >> 64 == w[1] >> 64);
+    Ok((!collision).then_some(expected))
+}
+
+const UNSEEN: u8 = 0;
+const MATCHED: u8 = 1;
+const DIFFERENT: u8 = 2;
+
+/// One parallel Scan of the table, each item looked up by key among the
+/// artifact's fingerprints: equal fingerprint = same item; another
+/// fingerprint = different; no such key = extra (or there before the load);
+/// artifact keys the scan never met = missing. A second pass over the
+/// artifact, only when something is missing or different, writes the
+/// examples with the expected values.
+async fn by_scan(
+    ctx: &Ctx,
+    t: &Target<'_>,
+    reader: &ArtifactReader,
+    expected: Vec<u128>,
+) -> Result<Findings> {
+    let mut f = Findings {
+        expected: expected.len() as u64,
+        ..Findings::default()
+    };
+    let index = |pk: &str, sk: &str| {
+        let k = key_half(pk, sk);
+        let i = expected.partition_point(|e| ((e >> 64) as u64) < k);
+        (i < expected.len() && (expected[i] >> 64) as u64 == k).then_some(i)
+    };
+    let mut state = vec![UNSEEN; expected.len()];
+    // The table's side of the first differences, by key, until pass 2 pairs
+    // them with the artifact's.
+    let mut found: HashMap<(String, String), Item> = HashMap::new();
+    let bar = ctx
+        .progress
+        .bar(t.entity.name(), "verify", Some(f.expected));
+    let mut pages = dynamo::scan(
+        &t.client,
+        &t.table,
+        t.segments,
+        Some(t.entity.key_prefix()),
+        false,
+        &t.policy,
+    );
+    while let Some(page) = pages.recv().await {
+        let page = page?;
+        for av in &page {
+            f.counted += 1;
+            let text = |name: &str| match av.get(name) {
+                Some(AttributeValue::S(s)) => Some(s.as_str()),
+                _ => None,
+            };
+            let key = (
+                text("PK").unwrap_or_default(),
+                text("SK").unwrap_or_default(),
+            );
+            let Some(i) = index(key.0, key.1) else {
+                f.not_expected(&t.before, key);
+                continue;
+            };
+            if expected[i] as u64 == fingerprint_av(av) {
+                state[i] = MATCHED;
+                f.matched += 1;
+            } else {
+                state[i] = DIFFERENT;
+                f.different += 1;
+                if found.len() < EXAMPLES {
+                    found.insert((key.0.to_string(), key.1.to_string()), item_from_av(av));
+                }
+            }
+            f.references(&t.refs, key, text);
+        }
+        bar.inc(page.len() as u64);
+        bar.set_errors(f.different + f.orphans + f.extra, String::new());
+    }
+    bar.finish();
+    let unseen = state.iter().filter(|s| **s == UNSEEN).count() as u64;
+    if unseen == 0 && found.is_empty() {
+        return Ok(f);
+    }
+    // Pass 2: the missing items and the expected side of the differences, in
+    // the artifact's order.
+    let mut reader = reader.reopen()?;
+    let mut buf = String::new();
+    while let Some(item) = reader.next_record::<Item>(&mut buf)? {
+        let key = key_of(&item);
+        let Some(i) = index(&key.0, &key.1) else {
+            continue;
+        };
+        match state[i] {
+            UNSEEN => f.missing((&key.0, &key.1), &item),
+            DIFFERENT => {
+                if let Some(actual) = found.remove(&key) {
+                    f.different_example((&key.0, &key.1), &item, &actual);
+                }
+            }
+            _ => {}
+        }
+        if f.missing == unseen && found.is_empty() {
+            break;
+        }
+    }
+    f.missing = unseen;
+    Ok(f)
+}
+
+/// BatchGetItem of every artifact key (100 a request, `concurrency` in
+/// flight, consistent reads), then a keys-only parallel Scan for the count
+/// and the extra items.
+async fn by_batch_get(ctx: &Ctx, t: &Target<'_>, mut reader: ArtifactReader) -> Result<Findings> {
+    let total = reader.manifest().records;
+    let bar = ctx.progress.bar(t.entity.name(), "verify", Some(total));
     let mut f = Findings::default();
     // Sorted once the comparison is done: 16 bytes an item, no hash table.
     let mut expected_keys: Vec<u128> = Vec::with_capacity(total as usize);
     let mut buf = String::new();
     let mut in_flight = FuturesUnordered::new();
-    let concurrency = ctx.config.migration.concurrency.max(1);
     let mut group: Vec<Item> = Vec::with_capacity(MAX_BATCH_GET_KEYS);
     let mut done = false;
     while !done || !in_flight.is_empty() {
-        while !done && in_flight.len() < concurrency {
+        while !done && in_flight.len() < t.concurrency {
             match reader.next_record::<Item>(&mut buf)? {
                 Some(item) => {
                     let (pk, sk) = key_of(&item);
@@ -139,21 +557,15 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 continue;
             }
             let items = std::mem::take(&mut group);
-            let (client, table, policy) = (client.clone(), table.clone(), policy.clone());
+            let (client, table, policy) = (t.client.clone(), t.table.clone(), t.policy.clone());
             in_flight.push(async move {
                 let keys: Vec<AvItem> = items
                     .iter()
                     .map(|i| {
                         let (pk, sk) = key_of(i);
                         HashMap::from([
-                            (
-                                "PK".to_string(),
-                                aws_sdk_dynamodb::types::AttributeValue::S(pk),
-                            ),
-                            (
-                                "SK".to_string(),
-                                aws_sdk_dynamodb::types::AttributeValue::S(sk),
-                            ),
+                            ("PK".to_string(), AttributeValue::S(pk)),
+                            ("SK".to_string(), AttributeValue::S(sk)),
                         ])
                     })
                     .collect();
@@ -164,8 +576,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         let Some((items, found)) = in_flight.next().await else {
             break;
         };
-        let found = found?;
-        let mut by_key: HashMap<(String, String), Item> = found
+        let mut by_key: HashMap<(String, String), Item> = found?
             .iter()
             .map(|av| {
                 let item = item_from_av(av);
@@ -175,43 +586,17 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         for expected in &items {
             f.expected += 1;
             let key = key_of(expected);
+            let k = (key.0.as_str(), key.1.as_str());
             match by_key.remove(&key) {
-                None => {
-                    f.missing += 1;
-                    if f.missing_examples.len() < EXAMPLES {
-                        f.missing_examples.push(
-                            json!({"PK": key.0, "SK": key.1, "legacyId": expected.get("legacyId")}),
-                        );
-                    }
-                }
+                None => f.missing(k, expected),
                 Some(actual) => {
-                    let diffs = differences(expected, &actual);
-                    if diffs.is_empty() {
+                    if differences(expected, &actual).is_empty() {
                         f.matched += 1;
                     } else {
                         f.different += 1;
-                        if f.different_examples.len() < EXAMPLES {
-                            f.different_examples.push(json!({
-                                "PK": key.0, "SK": key.1,
-                                "attributes": diffs.iter().map(|(a, e, v)| json!({"attribute": a, "expected": e, "found": v})).collect::<Vec<_>>(),
-                            }));
-                        }
+                        f.different_example(k, expected, &actual);
                     }
-                    for (r, ids) in &ref_sets {
-                        let ok = actual
-                            .get(r.attribute)
-                            .and_then(Value::as_str)
-                            .is_some_and(|id| ids.contains(&key_hash(id, "")));
-                        if !ok {
-                            f.orphans += 1;
-                            if f.orphan_examples.len() < EXAMPLES {
-                                f.orphan_examples.push(
-                                    json!({"PK": key.0, "SK": key.1, "attribute": r.attribute,
-                                    "value": actual.get(r.attribute), "table": r.entity}),
-                                );
-                            }
-                        }
-                    }
+                    f.references(&t.refs, k, |a| actual.get(a).and_then(Value::as_str));
                 }
             }
         }
@@ -220,100 +605,30 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     }
     bar.finish();
 
-    // Items in the table the artifact does not hold, apart from those there before the load.
-    expected_keys.sort_unstable();
     // One keys-only parallel Scan both counts the entity's items in the table
-    // and finds the extra ones (a separate Select=COUNT scan cost the server a
-    // second pass over the table).
-    let before = backup_keys(ctx, entity)?;
-    let mut counted = 0u64;
-    let mut extra = 0u64;
-    let mut preexisting = 0u64;
-    let mut extra_examples = Vec::new();
+    // and finds the extra ones.
+    expected_keys.sort_unstable();
     let mut pages = dynamo::scan(
-        &client,
-        &table,
-        segments,
-        Some(entity.key_prefix()),
+        &t.client,
+        &t.table,
+        t.segments,
+        Some(t.entity.key_prefix()),
         true,
-        &policy,
+        &t.policy,
     );
     while let Some(page) = pages.recv().await {
         for item in page? {
-            counted += 1;
+            f.counted += 1;
             let key = key_of(&item_from_av(&item));
-            let h = key_hash(&key.0, &key.1);
-            if expected_keys.binary_search(&h).is_ok() {
-                continue;
-            }
-            if before.contains(&h) {
-                preexisting += 1;
-            } else {
-                extra += 1;
-                if extra_examples.len() < EXAMPLES {
-                    extra_examples.push(json!({"PK": key.0, "SK": key.1}));
-                }
+            if expected_keys
+                .binary_search(&key_hash(&key.0, &key.1))
+                .is_err()
+            {
+                f.not_expected(&t.before, (&key.0, &key.1));
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let problems = f.missing + f.different + extra + f.orphans;
-    step.records_in = f.expected;
-    step.records_out = f.matched;
-    step.rejected = problems;
-    step.reasons = [
-        ("missing", f.missing),
-        ("different", f.different),
-        ("extra", extra),
-        ("orphan_reference", f.orphans),
-    ]
-    .into_iter()
-    .filter(|(_, v)| *v > 0)
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    report::update(
-        &ctx.report("verification_report.json"),
-        &ctx.run_id,
-        entity.name(),
-        json!({
-            "table": table,
-            "ok": problems == 0,
-            "expected": f.expected,
-            "found": f.expected - f.missing,
-            "matched": f.matched,
-            "countByScan": counted,
-            "missing": f.missing,
-            "different": f.different,
-            "extra": extra,
-            "orphanReferences": f.orphans,
-            "preexistingItemsIgnored": preexisting,
-            "examples": {
-                "missing": f.missing_examples,
-                "different": f.different_examples,
-                "extra": extra_examples,
-                "orphanReferences": f.orphan_examples,
-            },
-            "seconds": seconds,
-            "itemsPerSecond": if seconds > 0.0 { f.expected as f64 / seconds } else { 0.0 },
-        }),
-    )?;
-    if problems == 0 {
-        tracing::info!(
-            "verified {}: {} items match, {counted} counted by scan",
-            entity.name(),
-            f.matched
-        );
-        Ok(Vec::new())
-    } else {
-        Ok(vec![format!(
-            "{}: verification found {} missing, {} different, {extra} extra, {} orphan reference(s); see {}",
-            entity.name(),
-            f.missing,
-            f.different,
-            f.orphans,
-            ctx.report("verification_report.json").display()
-        )])
-    }
+    Ok(f)
 }
 
 /// Keys with the entity's prefix that the pre-load backup held.
@@ -352,5 +667,64 @@ mod tests {
         let d = differences(&a, &c);
         let names: Vec<&str> = d.iter().map(|x| x.0.as_str()).collect();
         assert_eq!(names, ["m", "n", "z"]);
+    }
+
+    #[test]
+    fn fingerprints_agree_with_the_comparison() {
+        let item = |t: &str| serde_json::from_str::<Item>(t).unwrap();
+        let a =
+            item(r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#);
+        let same =
+            item(r#"{"z": null, "b": true, "l": [1.0, "a"], "m": {"y": 2, "x": "1"}, "n": 15e-1}"#);
+        assert!(differences(&a, &same).is_empty());
+        assert_eq!(fingerprint(&a), fingerprint(&same));
+        for other in [
+            r#"{"n": 1.51, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
+            r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": ["a", 1], "b": true, "z": null}"#,
+            r#"{"n": 1.50, "m": {"x": 1, "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
+            r#"{"n": 1.50, "m": {"x": "1"}, "l": [1, "a"], "b": true, "z": null}"#,
+            r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true}"#,
+            r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": false}"#,
+            r#"{"n": "1.50", "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
+        ] {
+            let b = item(other);
+            assert!(!differences(&a, &b).is_empty(), "{other}");
+            assert_ne!(fingerprint(&a), fingerprint(&b), "{other}");
+        }
+    }
+
+    #[test]
+    fn table_side_fingerprint_equals_the_artifact_side() {
+        use AttributeValue as A;
+        let item: AvItem = HashMap::from([
+            ("PK".to_string(), A::S("SALE#1".into())),
+            ("n".to_string(), A::N("1.50".into())),
+            ("odd".to_string(), A::N("not a number".into())),
+            ("b".to_string(), A::Bool(false)),
+            ("z".to_string(), A::Null(true)),
+            (
+                "l".to_string(),
+                A::L(vec![A::N("7".into()), A::S("x".into())]),
+            ),
+            (
+                "m".to_string(),
+                A::M(HashMap::from([
+                    ("a".to_string(), A::S("1".into())),
+                    (
+                        "c".to_string(),
+                        A::M(HashMap::from([("d".to_string(), A::N("2e3".into()))])),
+                    ),
+                ])),
+            ),
+            ("ss".to_string(), A::Ss(vec!["p".into(), "q".into()])),
+            ("ns".to_string(), A::Ns(vec!["1".into(), "2.0".into()])),
+        ]);
+        assert_eq!(fingerprint_av(&item), fingerprint(&item_from_av(&item)));
+        let mut respelled = item.clone();
+        respelled.insert("n".into(), A::N("1.5".into()));
+        assert_eq!(fingerprint_av(&respelled), fingerprint_av(&item));
+        let mut changed = item.clone();
+        changed.insert("b".into(), A::Bool(true));
+        assert_ne!(fingerprint_av(&changed), fingerprint_av(&item));
     }
 }
