@@ -609,6 +609,11 @@ pub async fn check_table(client: &Client, table: &str, policy: &RetryPolicy) -> 
     Ok(())
 }
 
+/// Items a Scan page may hold: without a limit a page is 1 MB of JSON, and
+/// decoded pages of full items (several per segment in flight) were most of
+/// verify's memory.
+pub const SCAN_PAGE_ITEMS: i32 = 1000;
+
 /// Scans `table` with `segments` parallel segments, sending each page's items
 /// to the returned channel. `prefix` keeps only items whose PK starts with it;
 /// `keys_only` fetches PK and SK alone. Errors arrive in the channel.
@@ -640,6 +645,7 @@ pub fn scan(
                         .segment(segment as i32)
                         .total_segments(segments as i32)
                         .consistent_read(true)
+                        .limit(SCAN_PAGE_ITEMS)
                         .set_exclusive_start_key(start.clone());
                     if let Some(p) = &prefix {
                         req = req

@@ -16,6 +16,11 @@ type Job = (u64, u64, Vec<String>);
 /// Lines per chunk handed to a worker.
 const CHUNK_LINES: usize = 1024;
 
+/// Chunks in flight per worker: read, mapped or waiting for their turn.
+/// Bounds the reorder buffer too, so a worker that falls behind stops the
+/// reader instead of letting finished chunks pile up.
+const CHUNKS_PER_WORKER: usize = 4;
+
 /// How many workers to run: the machine's cores (at least 1).
 pub fn workers() -> usize {
     std::thread::available_parallelism()
@@ -41,6 +46,13 @@ where
     let (work_tx, work_rx) = sync_channel::<Job>(workers * 2);
     let (done_tx, done_rx) = sync_channel::<(u64, u64, Result<Vec<T>>)>(workers * 2);
     let work_rx = Arc::new(Mutex::new(work_rx));
+    // One credit per chunk in flight: the reader takes one before reading a
+    // chunk, the collector gives it back once the sink has taken the chunk.
+    let in_flight = workers * CHUNKS_PER_WORKER;
+    let (credit_tx, credit_rx) = sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        credit_tx.send(()).expect("room for every credit");
+    }
     let f = Arc::new(f);
     let mut handles = Vec::new();
     for _ in 0..workers {
@@ -52,6 +64,9 @@ where
         let mut seq = 0;
         let mut line_no = 1;
         loop {
+            if credit_rx.recv().is_err() {
+                return Ok(()); // the consumer stopped
+            }
             let mut chunk = Vec::with_capacity(CHUNK_LINES);
             let mut buf = String::new();
             while chunk.len() < CHUNK_LINES && reader.next_line(&mut buf)? {
@@ -68,7 +83,7 @@ where
             line_no += n;
         }
     });
-    let result = collect(done_rx, &mut sink);
+    let result = collect(done_rx, credit_tx, &mut sink);
     // Unblock and join everything whatever happened.
     let read = reader_handle
         .join()
@@ -98,7 +113,11 @@ fn worker<T, F>(
     }
 }
 
-fn collect<T, S>(done_rx: Receiver<(u64, u64, Result<Vec<T>>)>, sink: &mut S) -> Result<()>
+fn collect<T, S>(
+    done_rx: Receiver<(u64, u64, Result<Vec<T>>)>,
+    credits: SyncSender<()>,
+    sink: &mut S,
+) -> Result<()>
 where
     S: FnMut(u64, Vec<T>) -> Result<()>,
 {
@@ -109,6 +128,8 @@ where
         while let Some((line_no, out)) = pending.remove(&next) {
             sink(line_no, out?)?;
             next += 1;
+            // Never blocks: at most as many credits as the channel holds exist.
+            let _ = credits.try_send(());
         }
     }
     Ok(())

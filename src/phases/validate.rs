@@ -7,7 +7,7 @@
 //! items go to `data/validated/`, rejects to `data/reports/rejected/`,
 //! warnings to `data/reports/warnings/`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,26 @@ fn keys_of(
         .map(|u| item.str(u.attribute).map(str::to_owned))
         .collect();
     Ok((key, values))
+}
+
+/// The full fingerprints of keys held by more than one record, among the
+/// records whose fingerprint starts with one of `candidates`.
+fn confirm_duplicates(reader: &ArtifactReader, candidates: &HashSet<u64>) -> Result<KeySet> {
+    let mut reader = reader.reopen()?;
+    let mut counts: HashMap<u128, u32> = HashMap::new();
+    let mut line = String::new();
+    while reader.next_line(&mut line)? {
+        let (key, _) = keys_of(&line, &[])
+            .map_err(|e| Error::artifact(reader.path(), format!("a record is not valid: {e}")))?;
+        if candidates.contains(&((key >> 64) as u64)) {
+            *counts.entry(key).or_insert(0) += 1;
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, _)| k)
+        .collect())
 }
 
 /// What pass 2 shares with its workers.
@@ -223,8 +243,10 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let total = reader.manifest().records;
     let second = reader.reopen()?;
-    // All key fingerprints, sorted afterwards: 16 bytes a record, no hash table.
-    let mut keys: Vec<u128> = Vec::with_capacity(total as usize);
+    // The upper 64 bits of every key fingerprint, sorted afterwards: 8 bytes
+    // a record, no hash table. Equal neighbours are only candidates: a
+    // confirming pass below counts their full 128-bit fingerprints.
+    let mut keys: Vec<u64> = Vec::with_capacity(total as usize);
     let uniques = entity.unique_attributes();
     let mut unique_seen: Vec<HashMap<String, u32>> = vec![HashMap::new(); uniques.len()];
     let path = input.clone();
@@ -242,7 +264,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
                 ));
             }
             for (key, values) in chunk {
-                keys.push(key);
+                keys.push((key >> 64) as u64);
                 for (v, seen) in values.into_iter().zip(unique_seen.iter_mut()) {
                     if let Some(v) = v {
                         *seen.entry(v).or_insert(0) += 1;
@@ -256,12 +278,18 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
         seen.retain(|_, c| *c > 1);
     }
     keys.sort_unstable();
-    let duplicate_keys: KeySet = keys
+    let candidates: HashSet<u64> = keys
         .windows(2)
         .filter(|w| w[0] == w[1])
         .map(|w| w[0])
         .collect();
     drop(keys);
+    crate::runner::release_memory();
+    let duplicate_keys = if candidates.is_empty() {
+        KeySet::new()
+    } else {
+        confirm_duplicates(&second, &candidates)?
+    };
 
     // The valid ids of the entities this one refers to.
     let mut references = Vec::new();
@@ -373,4 +401,32 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
         }),
     )?;
     Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::ArtifactWriter;
+
+    #[test]
+    fn only_true_duplicates_are_confirmed() {
+        let dir = std::env::temp_dir().join(format!("migrate-dup-{}", uuid::Uuid::new_v4()));
+        crate::artifact::create_private_dir(&dir).unwrap();
+        let p = dir.join("t.jsonl");
+        let mut w = ArtifactWriter::create(&p, "r", "transform", "x").unwrap();
+        for (id, pk) in [(1, "A#1"), (2, "A#2"), (3, "A#1"), (4, "A#3")] {
+            w.write(
+                &serde_json::json!({"legacyId": id, "item": {"PK": pk, "SK": "M"}, "findings": []}),
+            )
+            .unwrap();
+        }
+        w.finish().unwrap();
+        let reader = ArtifactReader::open(&p).unwrap();
+        let upper = |pk: &str| (key_hash(pk, "M") >> 64) as u64;
+        // A#2 stands for a key whose upper half collided with another's.
+        let candidates = HashSet::from([upper("A#1"), upper("A#2")]);
+        let dups = confirm_duplicates(&reader, &candidates).unwrap();
+        assert_eq!(dups, KeySet::from([key_hash("A#1", "M")]));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -287,7 +287,12 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     // The scan method fingerprints the artifact on a worker thread while the
     // referenced tables' keys are scanned.
     let pass1 = (method == VerifyMethod::Scan).then(|| {
-        tokio::task::spawn_blocking(move || fingerprints(&mut reader).map(|e| (reader, e)))
+        tokio::task::spawn_blocking(move || {
+            let expected = fingerprints(&mut reader);
+            // The parsed items are gone: give their pages back before the scan.
+            crate::runner::release_memory();
+            expected.map(|e| (reader, e))
+        })
     });
 
     // The ids present in the tables this entity refers to.
