@@ -1,10 +1,16 @@
 //! Verify: proof that the table holds what was validated. Every item of the
-//! validated artifact is fetched (BatchGetItem, 100 keys a request, several
-//! in flight, unprocessed keys retried) and compared attribute by attribute,
-//! numbers by value and maps member by member. One keys-only parallel scan
-//! counts the entity's items and lists those with the entity's prefix that
-//! the artifact does not hold (ignoring those the pre-load backup shows were
-//! there before); references to other entities
+//! validated artifact is compared with the table's, all attributes, numbers
+//! by value and maps member by member, in one of two ways:
+//! - `scan` (default): the artifact's item fingerprints (8 bytes an item,
+//!   sorted) against one consistent parallel Scan of the table; the few items
+//!   that do not match are told apart (different, missing, extra) by key in a
+//!   second pass over the artifact;
+//! - `batchGet`: every artifact key read back with BatchGetItem (100 keys a
+//!   request, several in flight), then a keys-only parallel Scan for the count
+//!   and the extra items.
+//!
+//! Either way the Scan counts the entity's items, items the pre-load backup
+//! shows were there before are not extra, and references to other entities
 //! are checked against their tables. Differences go to
 //! `data/reports/verification_report.json`.
 
@@ -188,11 +194,6 @@ impl Hasher for Dyn<'_> {
     }
 }
 
-/// The upper half of [`key_hash`]: what the scan method sorts and searches by.
-fn key_half(pk: &str, sk: &str) -> u64 {
-    (key_hash(pk, sk) >> 64) as u64
-}
-
 #[derive(Default)]
 struct Findings {
     expected: u64,
@@ -340,7 +341,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 Some(expected) => by_scan(ctx, &t, &reader, expected).await?,
                 None => {
                     tracing::warn!(
-                        "{}: two keys share a 64-bit fingerprint; verifying with BatchGetItem instead",
+                        "{}: two items share a 64-bit fingerprint; verifying with BatchGetItem instead",
                         entity.name()
                     );
                     by_batch_get(ctx, &t, reader.reopen()?).await?
@@ -414,51 +415,55 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     }
 }
 
-/// Pass 1 of the scan method: for every artifact item, its key's upper 64
-/// bits above its content fingerprint, sorted by key (16 bytes an item).
-/// `None` when two keys share those 64 bits (odds ~10⁻⁸ at a million items):
+/// Pass 1 of the scan method: the sorted fingerprints of every artifact item
+/// (key and content: the key attributes are part of the item), 8 bytes an
+/// item. `None` when two items share one (odds ~10⁻⁸ at a million items):
 /// the caller then verifies with BatchGetItem.
-fn fingerprints(reader: &mut ArtifactReader) -> Result<Option<Vec<u128>>> {
+fn fingerprints(reader: &mut ArtifactReader) -> Result<Option<Vec<u64>>> {
     let mut expected = Vec::with_capacity(reader.manifest().records as usize);
     let mut buf = String::new();
     while let Some(item) = reader.next_record::<Item>(&mut buf)? {
-        let (pk, sk) = key_of(&item);
-        expected.push((u128::from(key_half(&pk, &sk)) << 64) | u128::from(fingerprint(&item)));
+        expected.push(fingerprint(&item));
     }
     expected.sort_unstable();
-    let collision = expected.windows(2).any(|w| w[0] >> 64 == w[1] >> 64);
+    let collision = expected.windows(2).any(|w| w[0] == w[1]);
     Ok((!collision).then_some(expected))
 }
 
-const UNSEEN: u8 = 0;
-const MATCHED: u8 = 1;
-const DIFFERENT: u8 = 2;
+/// A table item whose fingerprint the artifact does not hold: a changed
+/// item, or one the artifact does not have at all. Rare; told apart in pass 2.
+struct Unmatched {
+    pk: String,
+    sk: String,
+    /// The item itself, kept for the first few (report examples).
+    item: Option<Item>,
+    /// Its orphan references, counted only if it turns out to be expected.
+    orphans: Findings,
+    paired: bool,
+}
 
-/// One parallel Scan of the table, each item looked up by key among the
-/// artifact's fingerprints: equal fingerprint = same item; another
-/// fingerprint = different; no such key = extra (or there before the load);
-/// artifact keys the scan never met = missing. A second pass over the
-/// artifact, only when something is missing or different, writes the
-/// examples with the expected values.
+/// How many unmatched table items keep their attributes for the examples;
+/// the expected side of the others is fetched by key when needed.
+const KEEP_UNMATCHED_ITEMS: usize = 1000;
+
+/// One parallel Scan of the table, each item's fingerprint looked up among
+/// the artifact's: found = the same item (marked). The rest — table items
+/// whose fingerprint the artifact lacks, artifact items never marked — are
+/// few, and a second pass over the artifact (only then) pairs them by key:
+/// both sides = different; artifact only = missing; table only = extra, or
+/// there before the load.
 async fn by_scan(
     ctx: &Ctx,
     t: &Target<'_>,
     reader: &ArtifactReader,
-    expected: Vec<u128>,
+    expected: Vec<u64>,
 ) -> Result<Findings> {
     let mut f = Findings {
         expected: expected.len() as u64,
         ..Findings::default()
     };
-    let index = |pk: &str, sk: &str| {
-        let k = key_half(pk, sk);
-        let i = expected.partition_point(|e| ((e >> 64) as u64) < k);
-        (i < expected.len() && (expected[i] >> 64) as u64 == k).then_some(i)
-    };
-    let mut state = vec![UNSEEN; expected.len()];
-    // The table's side of the first differences, by key, until pass 2 pairs
-    // them with the artifact's.
-    let mut found: HashMap<(String, String), Item> = HashMap::new();
+    let mut marked = vec![0u64; expected.len().div_ceil(64)];
+    let mut unmatched: Vec<Unmatched> = Vec::new();
     let bar = ctx
         .progress
         .bar(t.entity.name(), "verify", Some(f.expected));
@@ -482,53 +487,105 @@ async fn by_scan(
                 text("PK").unwrap_or_default(),
                 text("SK").unwrap_or_default(),
             );
-            let Some(i) = index(key.0, key.1) else {
-                f.not_expected(&t.before, key);
-                continue;
-            };
-            if expected[i] as u64 == fingerprint_av(av) {
-                state[i] = MATCHED;
-                f.matched += 1;
-            } else {
-                state[i] = DIFFERENT;
-                f.different += 1;
-                if found.len() < EXAMPLES {
-                    found.insert((key.0.to_string(), key.1.to_string()), item_from_av(av));
+            match expected.binary_search(&fingerprint_av(av)) {
+                Ok(i) => {
+                    marked[i / 64] |= 1 << (i % 64);
+                    f.matched += 1;
+                    f.references(&t.refs, key, text);
+                }
+                Err(_) => {
+                    let mut orphans = Findings::default();
+                    orphans.references(&t.refs, key, text);
+                    unmatched.push(Unmatched {
+                        pk: key.0.to_string(),
+                        sk: key.1.to_string(),
+                        item: (unmatched.len() < KEEP_UNMATCHED_ITEMS).then(|| item_from_av(av)),
+                        orphans,
+                        paired: false,
+                    });
                 }
             }
-            f.references(&t.refs, key, text);
         }
         bar.inc(page.len() as u64);
-        bar.set_errors(f.different + f.orphans + f.extra, String::new());
+        bar.set_errors(unmatched.len() as u64 + f.orphans, String::new());
     }
     bar.finish();
-    let unseen = state.iter().filter(|s| **s == UNSEEN).count() as u64;
-    if unseen == 0 && found.is_empty() {
-        return Ok(f);
-    }
-    // Pass 2: the missing items and the expected side of the differences, in
-    // the artifact's order.
-    let mut reader = reader.reopen()?;
-    let mut buf = String::new();
-    while let Some(item) = reader.next_record::<Item>(&mut buf)? {
-        let key = key_of(&item);
-        let Some(i) = index(&key.0, &key.1) else {
-            continue;
-        };
-        match state[i] {
-            UNSEEN => f.missing((&key.0, &key.1), &item),
-            DIFFERENT => {
-                if let Some(actual) = found.remove(&key) {
-                    f.different_example((&key.0, &key.1), &item, &actual);
-                }
+    let unmarked = f.expected - f.matched;
+    if unmarked > 0 || !unmatched.is_empty() {
+        let by_key: HashMap<u128, usize> = unmatched
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (key_hash(&u.pk, &u.sk), i))
+            .collect();
+        // Differences whose table side was not kept: fetched afterwards.
+        let mut fetch: Vec<Item> = Vec::new();
+        let mut reader = reader.reopen()?;
+        let mut buf = String::new();
+        let mut seen = 0u64;
+        while seen < unmarked {
+            let Some(item) = reader.next_record::<Item>(&mut buf)? else {
+                break;
+            };
+            let Ok(i) = expected.binary_search(&fingerprint(&item)) else {
+                continue; // the artifact changed under us: reopen() guards it
+            };
+            if marked[i / 64] & (1 << (i % 64)) != 0 {
+                continue;
             }
-            _ => {}
+            seen += 1;
+            let (pk, sk) = key_of(&item);
+            match by_key.get(&key_hash(&pk, &sk)) {
+                Some(&u) => {
+                    let u = &mut unmatched[u];
+                    u.paired = true;
+                    f.different += 1;
+                    match &u.item {
+                        Some(actual) => f.different_example((&pk, &sk), &item, actual),
+                        None if f.different_examples.len() + fetch.len() < EXAMPLES => {
+                            fetch.push(item)
+                        }
+                        None => {}
+                    }
+                    f.orphans += u.orphans.orphans;
+                    for o in u.orphans.orphan_examples.drain(..) {
+                        if f.orphan_examples.len() < EXAMPLES {
+                            f.orphan_examples.push(o);
+                        }
+                    }
+                }
+                None => f.missing((&pk, &sk), &item),
+            }
         }
-        if f.missing == unseen && found.is_empty() {
-            break;
+        for u in unmatched.iter().filter(|u| !u.paired) {
+            f.not_expected(&t.before, (&u.pk, &u.sk));
+        }
+        if !fetch.is_empty() {
+            let keys = fetch
+                .iter()
+                .map(|i| {
+                    let (pk, sk) = key_of(i);
+                    HashMap::from([
+                        ("PK".to_string(), AttributeValue::S(pk)),
+                        ("SK".to_string(), AttributeValue::S(sk)),
+                    ])
+                })
+                .collect();
+            let found: HashMap<(String, String), Item> =
+                dynamo::batch_get(&t.client, &t.table, keys, &t.policy)
+                    .await?
+                    .iter()
+                    .map(|av| {
+                        let item = item_from_av(av);
+                        (key_of(&item), item)
+                    })
+                    .collect();
+            for expected in &fetch {
+                let key = key_of(expected);
+                let actual = found.get(&key).cloned().unwrap_or_default();
+                f.different_example((&key.0, &key.1), expected, &actual);
+            }
         }
     }
-    f.missing = unseen;
     Ok(f)
 }
 
