@@ -274,6 +274,48 @@ struct Target<'a> {
     before: KeySet,
 }
 
+impl Target<'_> {
+    /// A consistent parallel Scan of the entity's items in its table.
+    fn scan(&self, keys_only: bool) -> tokio::sync::mpsc::Receiver<Result<Vec<AvItem>>> {
+        dynamo::scan(
+            &self.client,
+            &self.table,
+            self.segments,
+            Some(self.entity.key_prefix()),
+            keys_only,
+            &self.policy,
+        )
+    }
+}
+
+/// Reads the table's side of `items` by key (BatchGetItem, consistent),
+/// keyed by (PK, SK); items the table lacks are absent.
+async fn read_by_key(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    policy: &RetryPolicy,
+    items: &[Item],
+) -> Result<HashMap<(String, String), Item>> {
+    let keys = items
+        .iter()
+        .map(|i| {
+            let (pk, sk) = key_of(i);
+            HashMap::from([
+                ("PK".to_string(), AttributeValue::S(pk)),
+                ("SK".to_string(), AttributeValue::S(sk)),
+            ])
+        })
+        .collect();
+    Ok(dynamo::batch_get(client, table, keys, policy)
+        .await?
+        .iter()
+        .map(|av| {
+            let item = item_from_av(av);
+            (key_of(&item), item)
+        })
+        .collect())
+}
+
 /// Verifies one entity against its table.
 pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<String>> {
     let started = Instant::now();
@@ -467,14 +509,7 @@ async fn by_scan(
     let bar = ctx
         .progress
         .bar(t.entity.name(), "verify", Some(f.expected));
-    let mut pages = dynamo::scan(
-        &t.client,
-        &t.table,
-        t.segments,
-        Some(t.entity.key_prefix()),
-        false,
-        &t.policy,
-    );
+    let mut pages = t.scan(false);
     while let Some(page) = pages.recv().await {
         let page = page?;
         for av in &page {
@@ -560,25 +595,7 @@ async fn by_scan(
             f.not_expected(&t.before, (&u.pk, &u.sk));
         }
         if !fetch.is_empty() {
-            let keys = fetch
-                .iter()
-                .map(|i| {
-                    let (pk, sk) = key_of(i);
-                    HashMap::from([
-                        ("PK".to_string(), AttributeValue::S(pk)),
-                        ("SK".to_string(), AttributeValue::S(sk)),
-                    ])
-                })
-                .collect();
-            let found: HashMap<(String, String), Item> =
-                dynamo::batch_get(&t.client, &t.table, keys, &t.policy)
-                    .await?
-                    .iter()
-                    .map(|av| {
-                        let item = item_from_av(av);
-                        (key_of(&item), item)
-                    })
-                    .collect();
+            let found = read_by_key(&t.client, &t.table, &t.policy, &fetch).await?;
             for expected in &fetch {
                 let key = key_of(expected);
                 let actual = found.get(&key).cloned().unwrap_or_default();
@@ -621,30 +638,14 @@ async fn by_batch_get(ctx: &Ctx, t: &Target<'_>, mut reader: ArtifactReader) -> 
             let items = std::mem::take(&mut group);
             let (client, table, policy) = (t.client.clone(), t.table.clone(), t.policy.clone());
             in_flight.push(async move {
-                let keys: Vec<AvItem> = items
-                    .iter()
-                    .map(|i| {
-                        let (pk, sk) = key_of(i);
-                        HashMap::from([
-                            ("PK".to_string(), AttributeValue::S(pk)),
-                            ("SK".to_string(), AttributeValue::S(sk)),
-                        ])
-                    })
-                    .collect();
-                let found = dynamo::batch_get(&client, &table, keys, &policy).await;
+                let found = read_by_key(&client, &table, &policy, &items).await;
                 (items, found)
             });
         }
         let Some((items, found)) = in_flight.next().await else {
             break;
         };
-        let mut by_key: HashMap<(String, String), Item> = found?
-            .iter()
-            .map(|av| {
-                let item = item_from_av(av);
-                (key_of(&item), item)
-            })
-            .collect();
+        let mut by_key = found?;
         for expected in &items {
             f.expected += 1;
             let key = key_of(expected);
@@ -670,14 +671,7 @@ async fn by_batch_get(ctx: &Ctx, t: &Target<'_>, mut reader: ArtifactReader) -> 
     // One keys-only parallel Scan both counts the entity's items in the table
     // and finds the extra ones.
     expected_keys.sort_unstable();
-    let mut pages = dynamo::scan(
-        &t.client,
-        &t.table,
-        t.segments,
-        Some(t.entity.key_prefix()),
-        true,
-        &t.policy,
-    );
+    let mut pages = t.scan(true);
     while let Some(page) = pages.recv().await {
         for item in page? {
             f.counted += 1;
