@@ -229,7 +229,7 @@ impl JsonNumber for Number<'_> {
 
 /// Whether a number is an integer by value (`2.0` is), as `jsonschema` decides.
 fn jsonschema_integer(n: &serde_json::Number) -> bool {
-    crate::mapping::canonical_number(n.as_str()).is_some_and(|c| !c.contains('.'))
+    crate::mapping::canonical_number_cow(n.as_str()).is_some_and(|c| !c.contains('.'))
 }
 
 impl<'a> json::Node<'a, Borrowed> for &'a Val<'a> {

@@ -3,6 +3,8 @@
 //!
 //! Nothing here does I/O; every function is unit-tested below.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Duration, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Europe::Rome;
 use rust_decimal::Decimal;
@@ -221,6 +223,38 @@ pub fn parse_decimal(text: &str) -> Option<Decimal> {
 /// trailing fractional zeros, `-0` as `0`. Works on any length, without
 /// floats, so DynamoDB numbers (38 digits) compare by value.
 pub fn canonical_number(text: &str) -> Option<String> {
+    canonical_number_cow(text).map(Cow::into_owned)
+}
+
+/// [`canonical_number`], borrowing `text` when it is canonical already (as
+/// almost every number migrate writes is): no allocation on the hot paths.
+pub fn canonical_number_cow(text: &str) -> Option<Cow<'_, str>> {
+    if is_canonical_number(text) {
+        Some(Cow::Borrowed(text))
+    } else {
+        canonical_slow(text).map(Cow::Owned)
+    }
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?`, but not `-0`.
+fn is_canonical_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let (int, frac) = match digits.iter().position(|&c| c == b'.') {
+        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
+        None => (digits, None),
+    };
+    let int_ok = int == b"0"
+        || (int.first().is_some_and(|c| (b'1'..=b'9').contains(c))
+            && int.iter().all(u8::is_ascii_digit));
+    let frac_ok = match frac {
+        None => !(int == b"0" && digits.len() != b.len()),
+        Some(f) => f.iter().all(u8::is_ascii_digit) && f.last().is_some_and(|&c| c != b'0'),
+    };
+    int_ok && frac_ok
+}
+
+fn canonical_slow(text: &str) -> Option<String> {
     let t = text.trim();
     let (neg, t) = match t.as_bytes().first()? {
         b'-' => (true, &t[1..]),
@@ -420,6 +454,33 @@ mod tests {
             assert_eq!(canonical_number(a).unwrap(), b, "{a}");
         }
         assert_eq!(canonical_number("abc"), None);
+        // already canonical: borrowed, and the same as the slow path gives
+        for t in [
+            "0",
+            "7",
+            "-7",
+            "12.5",
+            "-0.05",
+            "100",
+            "0.001",
+            "123456789012345678901234567890",
+        ] {
+            assert!(
+                matches!(canonical_number_cow(t), Some(Cow::Borrowed(_))),
+                "{t}"
+            );
+            assert_eq!(canonical_slow(t).as_deref(), Some(t), "{t}");
+        }
+        for t in [
+            "-0", "00", "0.0", "1.50", "1.", ".5", "01", "1e2", "+1", " 1", "-", "", "1.2.3", "abc",
+        ] {
+            assert!(!is_canonical_number(t), "{t}");
+            assert_eq!(
+                canonical_number_cow(t).map(Cow::into_owned),
+                canonical_slow(t),
+                "{t}"
+            );
+        }
         assert_eq!(parse_decimal("1234.50").unwrap().to_string(), "1234.50");
     }
 }
