@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{BackupInfo, Checkpoint, Phase};
-use crate::dynamo::{self, RetryPolicy, Write, WriteStats, item_from_av, item_to_av, key_of};
+use crate::dynamo::{self, RetryPolicy, Write, WriteStats, item_from_av, key_of};
 use crate::entities::{Entity, Item};
 use crate::error::{Error, Result};
 use crate::phases::{KeySet, key_hash};
@@ -48,7 +48,10 @@ pub async fn take(
     );
     while let Some(page) = pages.recv().await {
         let page = page?;
-        for item in &page {
+        let items = page
+            .av_items()
+            .map_err(|e| Error::Target(format!("scan of {table}: {e}")))?;
+        for item in &items {
             writer.write(&item_from_av(item))?;
         }
         bar.inc(page.len() as u64);
@@ -184,7 +187,7 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, yes: bool) -> Result<Rollb
                     .filter(|(k, _)| *k == "PK" || *k == "SK")
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                Write::Delete(item_to_av(&key))
+                Write::delete(&key)
             })
         })
     });
@@ -201,8 +204,7 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, yes: bool) -> Result<Rollb
     let reader = std::thread::spawn(move || {
         stream_writes(&path, batch_size, tx, |item| {
             let (pk, sk) = key_of(item);
-            l.contains(&key_hash(&pk, &sk))
-                .then(|| Write::Put(item_to_av(item)))
+            l.contains(&key_hash(&pk, &sk)).then(|| Write::put(item))
         })
     });
     let (restored, failed_r) = drain(ctx, &client, &table, &policy, rx).await?;

@@ -16,8 +16,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType, WriteRequest,
+    AttributeValue, KeyType, KeysAndAttributes, ScalarAttributeType, WriteRequest,
 };
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
+use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 use tokio::sync::mpsc;
@@ -25,6 +32,7 @@ use tokio::sync::mpsc;
 use crate::config::{MigrationConfig, TargetConfig};
 use crate::entities::Item;
 use crate::error::{Error, Result};
+use crate::json::{Obj, Val};
 
 /// BatchWriteItem takes at most 25 put or delete requests.
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
@@ -101,35 +109,6 @@ pub fn to_av(value: &Value) -> AttributeValue {
 /// Converts a whole JSON item.
 pub fn item_to_av(item: &Item) -> AvItem {
     item.iter().map(|(k, v)| (k.clone(), to_av(v))).collect()
-}
-
-/// Parses one JSON line of a validated artifact straight into an SDK item,
-/// without an intermediate `Value`: numbers keep their exact text.
-pub fn line_to_av(line: &str) -> std::result::Result<AvItem, serde_json::Error> {
-    let raw: HashMap<String, &serde_json::value::RawValue> = serde_json::from_str(line)?;
-    raw.into_iter()
-        .map(|(k, v)| Ok((k, raw_to_av(v.get())?)))
-        .collect()
-}
-
-fn raw_to_av(raw: &str) -> std::result::Result<AttributeValue, serde_json::Error> {
-    Ok(match raw.as_bytes().first() {
-        Some(b'"') => AttributeValue::S(serde_json::from_str(raw)?),
-        Some(b'{') => AttributeValue::M(line_to_av(raw)?),
-        Some(b't') => AttributeValue::Bool(true),
-        Some(b'f') => AttributeValue::Bool(false),
-        Some(b'n') => AttributeValue::Null(true),
-        Some(b'[') => {
-            let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw)?;
-            AttributeValue::L(
-                items
-                    .into_iter()
-                    .map(|i| raw_to_av(i.get()))
-                    .collect::<std::result::Result<_, _>>()?,
-            )
-        }
-        _ => AttributeValue::N(raw.to_string()),
-    })
 }
 
 /// Converts back to JSON (numbers stay exact text).
@@ -297,6 +276,9 @@ pub struct RetryPolicy {
     pub base: Duration,
     pub cap: Duration,
     pub exponential: bool,
+    /// How long one attempt may take (`migration.requestTimeout`); the SDK
+    /// enforces it on its calls, [`scan`] on reading its pages.
+    pub request_timeout: Duration,
 }
 
 impl RetryPolicy {
@@ -306,6 +288,7 @@ impl RetryPolicy {
             base: m.retry_delay,
             cap: m.max_retry_delay.max(m.retry_delay),
             exponential: m.exponential_backoff,
+            request_timeout: m.request_timeout,
         }
     }
 
@@ -385,10 +368,147 @@ pub struct BatchEntry {
     pub item: AvItem,
 }
 
-/// A write request for a batch: a put of an item, or a delete of a key.
-pub enum Write {
-    Put(AvItem),
-    Delete(AvItem),
+/// A write request of a batch, serialized once, in DynamoDB's wire JSON,
+/// when it is read: retries and re-sent `UnprocessedItems` reuse the bytes,
+/// and no SDK `AttributeValue` tree is built, cloned or serialized per item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The item's key (`PK`, `SK`), to match `UnprocessedItems` and name
+    /// the item in messages.
+    pub key: AvItem,
+    /// `{"PutRequest":{"Item":{..}}}` or `{"DeleteRequest":{"Key":{..}}}`.
+    wire: Vec<u8>,
+}
+
+impl Write {
+    /// A put of an item given as the JSON text of an artifact line.
+    pub fn put_json(line: &str) -> serde_json::Result<Write> {
+        let item = Obj::parse(line)?;
+        let mut wire = Vec::with_capacity(line.len() * 3 / 2 + 32);
+        wire.extend_from_slice(br#"{"PutRequest":{"Item":"#);
+        write_wire_obj(&item, &mut wire);
+        wire.extend_from_slice(b"}}");
+        Ok(Write {
+            key: key_av(&item),
+            wire,
+        })
+    }
+
+    /// A put of an item.
+    pub fn put(item: &Item) -> Write {
+        Write::put_json(&serde_json::to_string(item).expect("a JSON map serializes"))
+            .expect("serde_json reads back what it wrote")
+    }
+
+    /// A delete of the item with this key.
+    pub fn delete(key: &Item) -> Write {
+        let text = serde_json::to_string(key).expect("a JSON map serializes");
+        let key = Obj::parse(&text).expect("serde_json reads back what it wrote");
+        let mut wire = Vec::with_capacity(text.len() * 2 + 32);
+        wire.extend_from_slice(br#"{"DeleteRequest":{"Key":"#);
+        write_wire_obj(&key, &mut wire);
+        wire.extend_from_slice(b"}}");
+        Write {
+            key: key_av(&key),
+            wire,
+        }
+    }
+
+    pub fn is_put(&self) -> bool {
+        self.wire.starts_with(b"{\"Put")
+    }
+}
+
+/// The key attributes of an item as SDK values.
+fn key_av(item: &Obj<'_>) -> AvItem {
+    ["PK", "SK"]
+        .into_iter()
+        .filter_map(|k| item.get(k).map(|v| (k.to_string(), val_to_av(v))))
+        .collect()
+}
+
+fn val_to_av(v: &Val<'_>) -> AttributeValue {
+    match v {
+        Val::Null => AttributeValue::Null(true),
+        Val::Bool(b) => AttributeValue::Bool(*b),
+        Val::Num(n) => AttributeValue::N((*n).to_string()),
+        Val::Str(s) => AttributeValue::S(s.to_string()),
+        Val::Arr(items) => AttributeValue::L(items.iter().map(val_to_av).collect()),
+        Val::Obj(o) => AttributeValue::M(
+            o.0.iter()
+                .map(|(k, v)| (k.to_string(), val_to_av(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Writes a JSON object as DynamoDB's wire form of an item or map:
+/// `{"name":{"S":"text"},"n":{"N":"1.50"},...}`. Numbers keep their exact text.
+fn write_wire_obj(obj: &Obj<'_>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (k, v)) in obj.0.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(k, out);
+        out.push(b':');
+        write_wire_val(v, out);
+    }
+    out.push(b'}');
+}
+
+fn write_wire_val(v: &Val<'_>, out: &mut Vec<u8>) {
+    match v {
+        Val::Null => out.extend_from_slice(br#"{"NULL":true}"#),
+        Val::Bool(true) => out.extend_from_slice(br#"{"BOOL":true}"#),
+        Val::Bool(false) => out.extend_from_slice(br#"{"BOOL":false}"#),
+        Val::Num(n) => {
+            out.extend_from_slice(br#"{"N":""#);
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        Val::Str(s) => {
+            out.extend_from_slice(br#"{"S":"#);
+            write_json_str(s, out);
+            out.push(b'}');
+        }
+        Val::Arr(items) => {
+            out.extend_from_slice(br#"{"L":["#);
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_wire_val(item, out);
+            }
+            out.extend_from_slice(b"]}");
+        }
+        Val::Obj(o) => {
+            out.extend_from_slice(br#"{"M":"#);
+            write_wire_obj(o, out);
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_json_str(s: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+/// The body of one BatchWriteItem request.
+fn batch_body(table: &str, pending: &[(u64, Write)]) -> Vec<u8> {
+    let len: usize = pending.iter().map(|(_, w)| w.wire.len() + 1).sum();
+    let mut body = Vec::with_capacity(len + table.len() + 32);
+    body.extend_from_slice(br#"{"RequestItems":{"#);
+    write_json_str(table, &mut body);
+    body.extend_from_slice(b":[");
+    for (i, (_, w)) in pending.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&w.wire);
+    }
+    body.extend_from_slice(b"]}}");
+    body
 }
 
 /// What became of a batch.
@@ -408,27 +528,6 @@ pub struct Terminal {
 
 fn key_matches(a: &AvItem, b: &AvItem) -> bool {
     a.get("PK") == b.get("PK") && a.get("SK") == b.get("SK")
-}
-
-fn to_request(w: &Write) -> WriteRequest {
-    match w {
-        Write::Put(item) => WriteRequest::builder()
-            .put_request(
-                PutRequest::builder()
-                    .set_item(Some(item.clone()))
-                    .build()
-                    .expect("item set"),
-            )
-            .build(),
-        Write::Delete(key) => WriteRequest::builder()
-            .delete_request(
-                aws_sdk_dynamodb::types::DeleteRequest::builder()
-                    .set_key(Some(key.clone()))
-                    .build()
-                    .expect("key set"),
-            )
-            .build(),
-    }
 }
 
 fn request_key(r: &WriteRequest) -> Option<&AvItem> {
@@ -458,11 +557,19 @@ pub async fn write_batch(
     let mut outcome = BatchOutcome::default();
     let mut attempt = 0u32;
     while !pending.is_empty() {
-        let requests: Vec<WriteRequest> = pending.iter().map(|(_, w)| to_request(w)).collect();
+        // The SDK builds an empty request; its body is replaced, before it
+        // is signed, by the entries serialized once when they were read.
+        let body = bytes::Bytes::from(batch_body(table, &pending));
         stats.requests.fetch_add(1, Ordering::Relaxed);
         let result = client
             .batch_write_item()
-            .request_items(table, requests)
+            .request_items(table, Vec::new())
+            .customize()
+            .mutate_request(move |req| {
+                req.headers_mut()
+                    .insert("content-length", body.len().to_string());
+                *req.body_mut() = SdkBody::from(body.clone());
+            })
             .send()
             .await;
         let last_error;
@@ -478,12 +585,9 @@ pub async fn write_batch(
                     return Ok(outcome);
                 }
                 let before = pending.len();
-                let (retry, done): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, w)| {
-                    let key = match w {
-                        Write::Put(i) | Write::Delete(i) => i,
-                    };
-                    unprocessed.iter().any(|u| key_matches(u, key))
-                });
+                let (retry, done): (Vec<_>, Vec<_>) = pending
+                    .into_iter()
+                    .partition(|(_, w)| unprocessed.iter().any(|u| key_matches(u, &w.key)));
                 outcome.written += done.len() as u64;
                 stats
                     .unprocessed_items
@@ -504,9 +608,7 @@ pub async fn write_batch(
                     Class::Transient => stats.server_errors.fetch_add(1, Ordering::Relaxed),
                     Class::Terminal => {
                         let (index, w) = &pending[0];
-                        let key = match w {
-                            Write::Put(i) | Write::Delete(i) => i,
-                        };
+                        let key = &w.key;
                         return Err(Terminal {
                             message: format!(
                                 "table {table}: {} (first item of the batch: PK={}, SK={})",
@@ -555,15 +657,54 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: HttpStatus + std::fmt::Debug,
 {
+    retry_failed(policy, what, || {
+        let call = op();
+        async move { call.await.map_err(|err| Failed::of(&err)) }
+    })
+    .await
+}
+
+/// A failed attempt: how to treat it, and what to say.
+pub struct Failed {
+    pub class: Class,
+    pub message: String,
+}
+
+impl Failed {
+    fn of<E, R>(err: &SdkError<E, R>) -> Failed
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: HttpStatus + std::fmt::Debug,
+    {
+        Failed {
+            class: classify(err),
+            message: describe(err),
+        }
+    }
+
+    fn transient(message: impl Into<String>) -> Failed {
+        Failed {
+            class: Class::Transient,
+            message: message.into(),
+        }
+    }
+}
+
+/// [`retrying`] for an operation that classifies its own failures.
+async fn retry_failed<T, F, Fut>(policy: &RetryPolicy, what: &str, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, Failed>>,
+{
     let mut rng = fastrand::Rng::new();
     let mut attempt = 0;
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(err) => {
+            Err(failed) => {
                 attempt += 1;
-                if classify(&err) == Class::Terminal || attempt > policy.max_retries {
-                    return Err(Error::Target(format!("{what}: {}", describe(&err))));
+                if failed.class == Class::Terminal || attempt > policy.max_retries {
+                    return Err(Error::Target(format!("{what}: {}", failed.message)));
                 }
                 tokio::time::sleep(policy.delay(attempt, &mut rng)).await;
             }
@@ -614,8 +755,161 @@ pub async fn check_table(client: &Client, table: &str, policy: &RetryPolicy) -> 
 /// verify's memory.
 pub const SCAN_PAGE_ITEMS: i32 = 1000;
 
-/// Scans `table` with `segments` parallel segments, sending each page's items
-/// to the returned channel. `prefix` keeps only items whose PK starts with it;
+/// One Scan page as the server sent it. Its items are read from the JSON in
+/// place ([`RawPage::items`]), or converted to SDK values where that is
+/// simpler ([`RawPage::av_items`]): the SDK's own decoding of every page
+/// into `AttributeValue` maps was a third of verify's CPU time.
+pub struct RawPage {
+    body: bytes::Bytes,
+    /// Where each item's JSON lies in `body`.
+    items: Vec<std::ops::Range<usize>>,
+}
+
+impl RawPage {
+    /// Reads a Scan response body: the items' places and `LastEvaluatedKey`.
+    fn parse(body: bytes::Bytes) -> serde_json::Result<(RawPage, Option<AvItem>)> {
+        #[derive(serde::Deserialize)]
+        struct Page<'a> {
+            #[serde(rename = "Items", borrow, default)]
+            items: Vec<&'a serde_json::value::RawValue>,
+            #[serde(rename = "LastEvaluatedKey", borrow, default)]
+            last: Option<&'a serde_json::value::RawValue>,
+        }
+        let page: Page = serde_json::from_slice(&body)?;
+        let base = body.as_ptr() as usize;
+        let items = page
+            .items
+            .iter()
+            .map(|raw| {
+                let start = raw.get().as_ptr() as usize - base;
+                start..start + raw.get().len()
+            })
+            .collect();
+        let last = match page.last {
+            Some(raw) => Some(wire_item_to_av(raw.get())?).filter(|k| !k.is_empty()),
+            None => None,
+        };
+        drop(page);
+        Ok((RawPage { body, items }, last))
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Each item's JSON, in DynamoDB's wire form (`{"PK":{"S":"…"},…}`).
+    pub fn items(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().map(|r| {
+            // The whole body was read as JSON text, so each slice is UTF-8.
+            std::str::from_utf8(&self.body[r.clone()]).expect("a JSON value is UTF-8")
+        })
+    }
+
+    /// The items as SDK values.
+    pub fn av_items(&self) -> serde_json::Result<Vec<AvItem>> {
+        self.items().map(wire_item_to_av).collect()
+    }
+}
+
+/// Reads an item (or key) in DynamoDB's wire JSON into SDK values.
+pub fn wire_item_to_av(text: &str) -> serde_json::Result<AvItem> {
+    let item = Obj::parse(text)?;
+    item.0
+        .iter()
+        .map(|(k, v)| Ok((k.to_string(), wire_to_av(v)?)))
+        .collect()
+}
+
+/// One attribute value in DynamoDB's wire JSON (`{"S":"x"}`, `{"N":"1"}`, …)
+/// as an SDK value.
+pub fn wire_to_av(v: &Val<'_>) -> serde_json::Result<AttributeValue> {
+    use serde::de::Error as _;
+    let bad = || serde_json::Error::custom(format!("not a DynamoDB attribute value: {v:?}"));
+    let Val::Obj(o) = v else { return Err(bad()) };
+    let [(kind, inner)] = o.0.as_slice() else {
+        return Err(bad());
+    };
+    let strings = |inner: &Val<'_>| -> serde_json::Result<Vec<String>> {
+        let Val::Arr(items) = inner else {
+            return Err(bad());
+        };
+        items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string).ok_or_else(bad))
+            .collect()
+    };
+    let blob = |text: &str| {
+        aws_smithy_types::base64::decode(text)
+            .map(aws_sdk_dynamodb::primitives::Blob::new)
+            .map_err(|e| serde_json::Error::custom(format!("bad base64 in a binary value: {e}")))
+    };
+    Ok(match (kind.as_ref(), inner) {
+        ("S", Val::Str(s)) => AttributeValue::S(s.to_string()),
+        ("N", Val::Str(n)) => AttributeValue::N(n.to_string()),
+        ("BOOL", Val::Bool(b)) => AttributeValue::Bool(*b),
+        ("NULL", Val::Bool(b)) => AttributeValue::Null(*b),
+        ("L", Val::Arr(items)) => AttributeValue::L(
+            items
+                .iter()
+                .map(wire_to_av)
+                .collect::<serde_json::Result<_>>()?,
+        ),
+        ("M", Val::Obj(m)) => AttributeValue::M(
+            m.0.iter()
+                .map(|(k, v)| Ok((k.to_string(), wire_to_av(v)?)))
+                .collect::<serde_json::Result<_>>()?,
+        ),
+        ("SS", _) => AttributeValue::Ss(strings(inner)?),
+        ("NS", _) => AttributeValue::Ns(strings(inner)?),
+        ("B", Val::Str(b)) => AttributeValue::B(blob(b)?),
+        ("BS", _) => AttributeValue::Bs(
+            strings(inner)?
+                .iter()
+                .map(|b| blob(b))
+                .collect::<serde_json::Result<_>>()?,
+        ),
+        _ => return Err(bad()),
+    })
+}
+
+/// Takes a successful response's body before the SDK decodes it: [`scan`]
+/// reads the page itself, and the SDK decodes an empty object.
+#[derive(Debug, Clone, Default)]
+struct TakeBody(std::sync::Arc<std::sync::Mutex<Option<SdkBody>>>);
+
+impl TakeBody {
+    fn take(&self) -> Option<SdkBody> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Intercept for TakeBody {
+    fn name(&self) -> &'static str {
+        "migrate::TakeBody"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        let response = context.response_mut();
+        // Errors keep their body: the SDK reads their code from it.
+        if response.status().is_success() {
+            let body = std::mem::replace(response.body_mut(), SdkBody::from("{}"));
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+        }
+        Ok(())
+    }
+}
+
+/// Scans `table` with `segments` parallel segments, sending each page to the
+/// returned channel. `prefix` keeps only items whose PK starts with it;
 /// `keys_only` fetches PK and SK alone. Errors arrive in the channel.
 pub fn scan(
     client: &Client,
@@ -624,7 +918,7 @@ pub fn scan(
     prefix: Option<&str>,
     keys_only: bool,
     policy: &RetryPolicy,
-) -> mpsc::Receiver<Result<Vec<AvItem>>> {
+) -> mpsc::Receiver<Result<RawPage>> {
     // One page waiting per segment: pages of full items are ~1 MB of JSON each.
     let (tx, rx) = mpsc::channel(segments as usize);
     for segment in 0..segments {
@@ -638,7 +932,7 @@ pub fn scan(
         tokio::spawn(async move {
             let mut start: Option<AvItem> = None;
             loop {
-                let page = retrying(&policy, &format!("scan of {table}"), || {
+                let page = retry_failed(&policy, &format!("scan of {table}"), || {
                     let mut req = client
                         .scan()
                         .table_name(&table)
@@ -659,13 +953,30 @@ pub fn scan(
                             .expression_attribute_names("#pk", "PK")
                             .expression_attribute_names("#sk", "SK");
                     }
-                    req.send()
+                    let taken = TakeBody::default();
+                    let call = req.customize().interceptor(taken.clone()).send();
+                    let timeout = policy.request_timeout;
+                    async move {
+                        call.await.map_err(|err| Failed::of(&err))?;
+                        let body = taken
+                            .take()
+                            .ok_or_else(|| Failed::transient("the response had no body"))?;
+                        let read = tokio::time::timeout(timeout, ByteStream::new(body).collect());
+                        let bytes = read
+                            .await
+                            .map_err(|_| Failed::transient("timed out reading the page"))?
+                            .map_err(|e| Failed::transient(format!("reading the page: {e}")))?
+                            .into_bytes();
+                        RawPage::parse(bytes).map_err(|e| {
+                            Failed::transient(format!("the page is not a Scan response: {e}"))
+                        })
+                    }
                 })
                 .await;
                 match page {
-                    Ok(out) => {
-                        start = out.last_evaluated_key.filter(|k| !k.is_empty());
-                        if tx.send(Ok(out.items.unwrap_or_default())).await.is_err() {
+                    Ok((page, last)) => {
+                        start = last;
+                        if tx.send(Ok(page)).await.is_err() {
                             return;
                         }
                         if start.is_none() {
@@ -796,6 +1107,7 @@ mod tests {
             base: Duration::from_millis(50),
             cap: Duration::from_secs(1),
             exponential: true,
+            request_timeout: Duration::from_secs(30),
         };
         assert_eq!(p.ceiling(1), Duration::from_millis(50));
         assert_eq!(p.ceiling(2), Duration::from_millis(100));
@@ -824,6 +1136,7 @@ mod tests {
             base: Duration::from_secs(1),
             cap: Duration::from_secs(4),
             exponential: true,
+            request_timeout: Duration::from_secs(30),
         };
         let timeout = || {
             Err::<(), _>(
@@ -870,13 +1183,79 @@ mod tests {
         );
         let av = item_to_av(&item);
         assert_eq!(av["n"], AttributeValue::N("1234.50".into()));
-        let line =
-            r#"{"PK": "a\"b", "n": 1234.50, "m": {"a": "xy", "l": [1, true, null]}, "b": false}"#;
-        let direct = line_to_av(line).unwrap();
-        let via_value: Item = serde_json::from_str(line).unwrap();
-        assert_eq!(direct, item_to_av(&via_value));
-        assert_eq!(direct["PK"], AttributeValue::S("a\"b".into()));
         assert_eq!(Value::Object(item_from_av(&av)), Value::Object(item));
+    }
+
+    /// DynamoDB's wire JSON of an SDK value, written independently of
+    /// [`Write`]'s serializer, to check it against.
+    fn wire_of(v: &AttributeValue) -> Value {
+        match v {
+            AttributeValue::S(s) => serde_json::json!({ "S": s }),
+            AttributeValue::N(n) => serde_json::json!({ "N": n }),
+            AttributeValue::Bool(b) => serde_json::json!({ "BOOL": b }),
+            AttributeValue::Null(b) => serde_json::json!({ "NULL": b }),
+            AttributeValue::L(l) => {
+                serde_json::json!({ "L": l.iter().map(wire_of).collect::<Vec<_>>() })
+            }
+            AttributeValue::M(m) => serde_json::json!({ "M": wire_item(m) }),
+            other => panic!("not produced from JSON: {other:?}"),
+        }
+    }
+
+    fn wire_item(item: &AvItem) -> Value {
+        Value::Object(item.iter().map(|(k, v)| (k.clone(), wire_of(v))).collect())
+    }
+
+    #[test]
+    fn writes_are_serialized_as_dynamodb_wire_json() {
+        let line = r#"{"PK": "S#a\"b\u00e9", "SK": "M", "n": 1234.50, "big": 12345678901234567890.000001,
+            "m": {"a": "xy", "l": [1, true, null, {"k\n": -500.25}]}, "b": false, "e": "", "z": null}"#;
+        let put = Write::put_json(line).unwrap();
+        assert!(put.is_put());
+        let via_value: Item = serde_json::from_str(line).unwrap();
+        let expected =
+            serde_json::json!({"PutRequest": {"Item": wire_item(&item_to_av(&via_value))}});
+        let got: Value = serde_json::from_slice(&put.wire).unwrap();
+        assert_eq!(got, expected);
+        // numbers keep their exact text, strings their characters
+        let text = String::from_utf8(put.wire.clone()).unwrap();
+        assert!(text.contains(r#""n":{"N":"1234.50"}"#), "{text}");
+        assert!(
+            text.contains(r#"{"N":"12345678901234567890.000001"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"{"N":"-500.25"}"#), "{text}");
+        // as written, where serde_json's Value would respell it as -0.5e+3
+        let e = Write::put_json(r#"{"PK": "a", "x": -0.5e3}"#).unwrap();
+        assert!(
+            String::from_utf8(e.wire)
+                .unwrap()
+                .contains(r#"{"N":"-0.5e3"}"#)
+        );
+        assert_eq!(put.key["PK"], AttributeValue::S("S#a\"bé".into()));
+        assert_eq!(put.key.len(), 2);
+        // the same item given as a map gives the same request
+        let from_map = Write::put(&via_value);
+        assert_eq!(from_map.key, put.key);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&from_map.wire).unwrap(),
+            expected
+        );
+
+        let key: Item = serde_json::from_str(r#"{"PK": "P#1", "SK": "M"}"#).unwrap();
+        let delete = Write::delete(&key);
+        assert!(!delete.is_put());
+        assert_eq!(
+            serde_json::from_slice::<Value>(&delete.wire).unwrap(),
+            serde_json::json!({"DeleteRequest": {"Key": {"PK": {"S": "P#1"}, "SK": {"S": "M"}}}})
+        );
+
+        let body = batch_body("T-\"1", &[(0, put), (1, delete)]);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        let requests = body["RequestItems"]["T-\"1"].as_array().unwrap();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0], expected);
+        assert!(Write::put_json("{\"PK\": ").is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::artifact::{ArtifactReader, write_atomic};
 use crate::backup;
 use crate::checkpoint::{Checkpoint, Phase, Step};
-use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats, key_of, line_to_av};
+use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats, key_of};
 use crate::entities::{Entity, Item};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Batch, Control, Ended};
@@ -36,7 +36,10 @@ pub async fn run(
     step: &mut Step,
 ) -> Result<Vec<String>> {
     let input = ctx.artifact(Phase::Validate, entity.name());
-    let manifest = ArtifactReader::verify(&input)?;
+    // Checked against its manifest (SHA-256, size, lines) once, here; the
+    // reader thread streams from this same open file.
+    let artifact = ArtifactReader::open(&input)?;
+    let manifest = artifact.manifest().clone();
     let resuming = step.confirmed.is_some();
     if resuming && step.input_sha256.as_deref() != Some(manifest.sha256.as_str()) {
         return Err(Error::Checkpoint(format!(
@@ -83,8 +86,7 @@ pub async fn run(
     bar.set_position(start);
     let batch_size = ctx.config.migration.batch_size;
     let (tx, rx) = mpsc::channel::<Batch>(ctx.config.migration.concurrency * 4);
-    let reader_path = input.clone();
-    let reader = std::thread::spawn(move || read_batches(&reader_path, start, batch_size, tx));
+    let reader = std::thread::spawn(move || read_batches(artifact, start, batch_size, tx));
 
     let stats = Arc::new(WriteStats::default());
     let base_counts = step.counts.unwrap_or_default();
@@ -250,8 +252,13 @@ fn write_report(
 }
 
 /// Streams the validated artifact from item `start` as batches.
-fn read_batches(path: &Path, start: u64, batch_size: usize, tx: mpsc::Sender<Batch>) -> Result<()> {
-    let mut reader = ArtifactReader::open(path)?;
+fn read_batches(
+    mut reader: ArtifactReader,
+    start: u64,
+    batch_size: usize,
+    tx: mpsc::Sender<Batch>,
+) -> Result<()> {
+    let path = reader.path().to_path_buf();
     let mut buf = String::new();
     let mut index = 0u64;
     let mut batch = Batch {
@@ -260,9 +267,9 @@ fn read_batches(path: &Path, start: u64, batch_size: usize, tx: mpsc::Sender<Bat
     };
     while reader.next_line(&mut buf)? {
         if index >= start {
-            let item = line_to_av(&buf)
-                .map_err(|e| Error::artifact(path, format!("line {}: {e}", index + 1)))?;
-            batch.writes.push((index, Write::Put(item)));
+            let write = Write::put_json(&buf)
+                .map_err(|e| Error::artifact(&path, format!("line {}: {e}", index + 1)))?;
+            batch.writes.push((index, write));
             if batch.writes.len() == batch_size {
                 let next = Batch {
                     first: index + 1,

@@ -14,6 +14,7 @@
 //! are checked against their tables. Differences go to
 //! `data/reports/verification_report.json`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
@@ -31,7 +32,8 @@ use crate::config::VerifyMethod;
 use crate::dynamo::{self, AvItem, MAX_BATCH_GET_KEYS, RetryPolicy, item_from_av, key_of};
 use crate::entities::{self, Entity, Item};
 use crate::error::{Error, Result};
-use crate::mapping::canonical_number;
+use crate::json::{Obj, Val};
+use crate::mapping::{canonical_number, canonical_number_cow};
 use crate::report;
 use crate::runner::Ctx;
 
@@ -86,7 +88,7 @@ fn fingerprint_into(value: &Value, h: &mut impl Hasher) {
         }
         Value::Number(n) => {
             2u8.hash(h);
-            match canonical_number(n.as_str()) {
+            match canonical_number_cow(n.as_str()) {
                 Some(c) => c.hash(h),
                 None => n.as_str().hash(h),
             }
@@ -103,20 +105,67 @@ fn fingerprint_into(value: &Value, h: &mut impl Hasher) {
             }
         }
         Value::Object(map) => {
-            fingerprint_members(map.iter(), h, |v, h| fingerprint_into(v, &mut Dyn(h)))
+            fingerprint_members(map.iter().map(|(k, v)| (k.as_str(), v)), h, |v, h| {
+                fingerprint_into(v, &mut Dyn(h))
+            })
         }
     }
 }
 
+/// [`fingerprint_into`] of a value parsed in place (see [`fingerprint_line`]).
+fn fingerprint_val(value: &Val<'_>, h: &mut impl Hasher) {
+    match value {
+        Val::Null => 0u8.hash(h),
+        Val::Bool(b) => {
+            1u8.hash(h);
+            b.hash(h);
+        }
+        Val::Num(n) => {
+            2u8.hash(h);
+            match canonical_number_cow(n) {
+                Some(c) => c.hash(h),
+                None => n.hash(h),
+            }
+        }
+        Val::Str(s) => {
+            3u8.hash(h);
+            s.hash(h);
+        }
+        Val::Arr(items) => {
+            4u8.hash(h);
+            items.len().hash(h);
+            for v in items {
+                fingerprint_val(v, h);
+            }
+        }
+        Val::Obj(o) => fingerprint_obj(o, h),
+    }
+}
+
+fn fingerprint_obj(o: &Obj<'_>, h: &mut impl Hasher) {
+    fingerprint_members(o.0.iter().map(|(k, v)| (k.as_ref(), v)), h, |v, h| {
+        fingerprint_val(v, &mut Dyn(h))
+    })
+}
+
+/// The fingerprint of an artifact line: equal to `fingerprint` of the item
+/// it holds, read in place without building a `serde_json::Value`.
+pub fn fingerprint_line(line: &str) -> serde_json::Result<u64> {
+    let item = Obj::parse(line)?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fingerprint_obj(&item, &mut h);
+    Ok(h.finish())
+}
+
 /// Like [`fingerprint_into`] for an object's members.
 fn fingerprint_members<'a, V: 'a>(
-    members: impl ExactSizeIterator<Item = (&'a String, &'a V)>,
+    members: impl ExactSizeIterator<Item = (&'a str, &'a V)>,
     h: &mut impl Hasher,
     value: impl Fn(&V, &mut dyn Hasher),
 ) {
     5u8.hash(h);
     members.len().hash(h);
-    let mut members: Vec<(&String, &V)> = members.collect();
+    let mut members: Vec<(&str, &V)> = members.collect();
     members.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (k, v) in members {
         k.hash(h);
@@ -127,53 +176,142 @@ fn fingerprint_members<'a, V: 'a>(
 /// The fingerprint of a whole item (see [`fingerprint_into`]).
 pub fn fingerprint(item: &Item) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    fingerprint_members(item.iter(), &mut h, |v, h| fingerprint_into(v, &mut Dyn(h)));
+    fingerprint_members(item.iter().map(|(k, v)| (k.as_str(), v)), &mut h, |v, h| {
+        fingerprint_into(v, &mut Dyn(h))
+    });
     h.finish()
 }
 
 /// The same fingerprint read straight from the table's side: equal to
 /// `fingerprint(&item_from_av(item))` without building the JSON value.
 pub fn fingerprint_av(item: &AvItem) -> u64 {
-    fn value(v: &AttributeValue, h: &mut dyn Hasher) {
-        let mut h = Dyn(h);
-        let number = |n: &str, h: &mut Dyn<'_>| {
-            if serde_json::from_str::<serde_json::Number>(n).is_err() {
-                // from_av keeps what is not a JSON number as a string.
-                3u8.hash(h);
-                n.hash(h);
-                return;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fingerprint_members(item.iter().map(|(k, v)| (k.as_str(), v)), &mut h, av_value);
+    h.finish()
+}
+
+/// [`fingerprint_into`] of an SDK value, as `from_av` would convert it.
+fn av_value(v: &AttributeValue, h: &mut dyn Hasher) {
+    let mut h = Dyn(h);
+    match v {
+        AttributeValue::S(s) => {
+            3u8.hash(&mut h);
+            s.hash(&mut h);
+        }
+        AttributeValue::N(n) => number_fingerprint(n, &mut h),
+        AttributeValue::Bool(b) => {
+            1u8.hash(&mut h);
+            b.hash(&mut h);
+        }
+        AttributeValue::Null(_) => 0u8.hash(&mut h),
+        AttributeValue::L(items) => {
+            4u8.hash(&mut h);
+            items.len().hash(&mut h);
+            for v in items {
+                av_value(v, &mut h);
             }
-            2u8.hash(h);
-            match canonical_number(n) {
-                Some(c) => c.hash(h),
-                None => n.hash(h),
-            }
-        };
-        match v {
-            AttributeValue::S(s) => {
+        }
+        AttributeValue::M(map) => {
+            fingerprint_members(map.iter().map(|(k, v)| (k.as_str(), v)), &mut h, av_value)
+        }
+        other => fingerprint_into(&dynamo::from_av(other), &mut h),
+    }
+}
+
+/// The same fingerprint read from the item as the Scan page holds it, in
+/// DynamoDB's wire JSON parsed in place: equal to `fingerprint_av` of the
+/// item the SDK would have decoded.
+pub fn fingerprint_wire(item: &Obj<'_>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fingerprint_members(
+        item.0.iter().map(|(k, v)| (k.as_ref(), v)),
+        &mut h,
+        wire_value,
+    );
+    h.finish()
+}
+
+fn wire_value(v: &Val<'_>, h: &mut dyn Hasher) {
+    let mut h = Dyn(h);
+    if let Val::Obj(o) = v
+        && let [(kind, inner)] = o.0.as_slice()
+    {
+        match (kind.as_ref(), inner) {
+            ("S", Val::Str(s)) => {
                 3u8.hash(&mut h);
                 s.hash(&mut h);
+                return;
             }
-            AttributeValue::N(n) => number(n, &mut h),
-            AttributeValue::Bool(b) => {
+            ("N", Val::Str(n)) => {
+                number_fingerprint(n, &mut h);
+                return;
+            }
+            ("BOOL", Val::Bool(b)) => {
                 1u8.hash(&mut h);
                 b.hash(&mut h);
+                return;
             }
-            AttributeValue::Null(_) => 0u8.hash(&mut h),
-            AttributeValue::L(items) => {
+            ("NULL", _) => {
+                0u8.hash(&mut h);
+                return;
+            }
+            ("L", Val::Arr(items)) => {
                 4u8.hash(&mut h);
                 items.len().hash(&mut h);
                 for v in items {
-                    value(v, &mut h);
+                    wire_value(v, &mut h);
                 }
+                return;
             }
-            AttributeValue::M(map) => fingerprint_members(map.iter(), &mut h, value),
-            other => fingerprint_into(&dynamo::from_av(other), &mut h),
+            ("M", Val::Obj(m)) => {
+                fingerprint_members(m.0.iter().map(|(k, v)| (k.as_ref(), v)), &mut h, wire_value);
+                return;
+            }
+            _ => {}
         }
     }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fingerprint_members(item.iter(), &mut h, value);
-    h.finish()
+    // Sets, binaries: rare; through the SDK value. What is not a value at all
+    // cannot equal an artifact value.
+    match dynamo::wire_to_av(v) {
+        Ok(av) => av_value(&av, &mut h),
+        Err(_) => {
+            9u8.hash(&mut h);
+            format!("{v:?}").hash(&mut h);
+        }
+    }
+}
+
+/// A number's part of a fingerprint, as `from_av` reads DynamoDB's `N`.
+fn number_fingerprint(n: &str, h: &mut Dyn<'_>) {
+    let canonical = canonical_number_cow(n);
+    // A canonical text is a JSON number; any other text is checked.
+    if !matches!(canonical, Some(Cow::Borrowed(_)))
+        && serde_json::from_str::<serde_json::Number>(n).is_err()
+    {
+        // from_av keeps what is not a JSON number as a string.
+        3u8.hash(h);
+        n.hash(h);
+        return;
+    }
+    2u8.hash(h);
+    match canonical {
+        Some(c) => c.hash(h),
+        None => n.hash(h),
+    }
+}
+
+/// A scanned item's wire JSON, parsed in place.
+fn scanned<'a>(table: &str, wire: &'a str) -> Result<Obj<'a>> {
+    Obj::parse(wire)
+        .map_err(|e| Error::Target(format!("scan of {table}: an item is not JSON: {e}")))
+}
+
+/// A string attribute of a scanned item (`{"S": "…"}`).
+fn wire_str<'a>(item: &'a Obj<'_>, name: &str) -> Option<&'a str> {
+    match item.get(name)? {
+        Val::Obj(o) => o.str("S"),
+        _ => None,
+    }
 }
 
 /// A `&mut dyn Hasher` as a sized `Hasher`.
@@ -276,7 +414,7 @@ struct Target<'a> {
 
 impl Target<'_> {
     /// A consistent parallel Scan of the entity's items in its table.
-    fn scan(&self, keys_only: bool) -> tokio::sync::mpsc::Receiver<Result<Vec<AvItem>>> {
+    fn scan(&self, keys_only: bool) -> tokio::sync::mpsc::Receiver<Result<dynamo::RawPage>> {
         dynamo::scan(
             &self.client,
             &self.table,
@@ -354,8 +492,10 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
             &policy,
         );
         while let Some(page) = pages.recv().await {
-            for item in page? {
-                if let Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)) = item.get("PK") {
+            let page = page?;
+            for item in page.items() {
+                let item = scanned(&ref_table, item)?;
+                if let Some(pk) = wire_str(&item, "PK") {
                     ids.insert(key_hash(pk.trim_start_matches(target.key_prefix()), ""));
                 }
             }
@@ -464,8 +604,11 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
 fn fingerprints(reader: &mut ArtifactReader) -> Result<Option<Vec<u64>>> {
     let mut expected = Vec::with_capacity(reader.manifest().records as usize);
     let mut buf = String::new();
-    while let Some(item) = reader.next_record::<Item>(&mut buf)? {
-        expected.push(fingerprint(&item));
+    while reader.next_line(&mut buf)? {
+        let fp = fingerprint_line(&buf).map_err(|e| {
+            Error::artifact(reader.path(), format!("line {}: {e}", reader.line_no()))
+        })?;
+        expected.push(fp);
     }
     expected.sort_unstable();
     let collision = expected.windows(2).any(|w| w[0] == w[1]);
@@ -512,17 +655,16 @@ async fn by_scan(
     let mut pages = t.scan(false);
     while let Some(page) = pages.recv().await {
         let page = page?;
-        for av in &page {
+        for wire in page.items() {
+            let av = scanned(&t.table, wire)?;
+            let av = &av;
             f.counted += 1;
-            let text = |name: &str| match av.get(name) {
-                Some(AttributeValue::S(s)) => Some(s.as_str()),
-                _ => None,
-            };
+            let text = |name: &str| wire_str(av, name);
             let key = (
                 text("PK").unwrap_or_default(),
                 text("SK").unwrap_or_default(),
             );
-            match expected.binary_search(&fingerprint_av(av)) {
+            match expected.binary_search(&fingerprint_wire(av)) {
                 Ok(i) => {
                     marked[i / 64] |= 1 << (i % 64);
                     f.matched += 1;
@@ -534,7 +676,13 @@ async fn by_scan(
                     unmatched.push(Unmatched {
                         pk: key.0.to_string(),
                         sk: key.1.to_string(),
-                        item: (unmatched.len() < KEEP_UNMATCHED_ITEMS).then(|| item_from_av(av)),
+                        item: if unmatched.len() < KEEP_UNMATCHED_ITEMS {
+                            Some(item_from_av(&dynamo::wire_item_to_av(wire).map_err(
+                                |e| Error::Target(format!("scan of {}: {e}", t.table)),
+                            )?))
+                        } else {
+                            None
+                        },
                         orphans,
                         paired: false,
                     });
@@ -673,14 +821,19 @@ async fn by_batch_get(ctx: &Ctx, t: &Target<'_>, mut reader: ArtifactReader) -> 
     expected_keys.sort_unstable();
     let mut pages = t.scan(true);
     while let Some(page) = pages.recv().await {
-        for item in page? {
+        let page = page?;
+        for item in page.items() {
+            let item = scanned(&t.table, item)?;
             f.counted += 1;
-            let key = key_of(&item_from_av(&item));
+            let key = (
+                wire_str(&item, "PK").unwrap_or_default(),
+                wire_str(&item, "SK").unwrap_or_default(),
+            );
             if expected_keys
-                .binary_search(&key_hash(&key.0, &key.1))
+                .binary_search(&key_hash(key.0, key.1))
                 .is_err()
             {
-                f.not_expected(&t.before, (&key.0, &key.1));
+                f.not_expected(&t.before, key);
             }
         }
     }
@@ -734,6 +887,9 @@ mod tests {
             item(r#"{"z": null, "b": true, "l": [1.0, "a"], "m": {"y": 2, "x": "1"}, "n": 15e-1}"#);
         assert!(differences(&a, &same).is_empty());
         assert_eq!(fingerprint(&a), fingerprint(&same));
+        let line =
+            r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "\u0061"], "b": true, "z": null}"#;
+        assert_eq!(fingerprint_line(line).unwrap(), fingerprint(&a));
         for other in [
             r#"{"n": 1.51, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
             r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": ["a", 1], "b": true, "z": null}"#,
@@ -746,7 +902,33 @@ mod tests {
             let b = item(other);
             assert!(!differences(&a, &b).is_empty(), "{other}");
             assert_ne!(fingerprint(&a), fingerprint(&b), "{other}");
+            assert_eq!(fingerprint_line(other).unwrap(), fingerprint(&b), "{other}");
         }
+    }
+
+    /// DynamoDB's wire JSON of an SDK item, as a Scan response carries it.
+    fn wire_text(item: &AvItem) -> String {
+        fn wire(v: &AttributeValue) -> Value {
+            use aws_smithy_types::base64::encode;
+            match v {
+                AttributeValue::S(s) => json!({ "S": s }),
+                AttributeValue::N(n) => json!({ "N": n }),
+                AttributeValue::Bool(b) => json!({ "BOOL": b }),
+                AttributeValue::Null(b) => json!({ "NULL": b }),
+                AttributeValue::L(l) => json!({ "L": l.iter().map(wire).collect::<Vec<_>>() }),
+                AttributeValue::M(m) => {
+                    json!({ "M": m.iter().map(|(k, v)| (k.clone(), wire(v))).collect::<serde_json::Map<_, _>>() })
+                }
+                AttributeValue::Ss(v) => json!({ "SS": v }),
+                AttributeValue::Ns(v) => json!({ "NS": v }),
+                AttributeValue::B(b) => json!({ "B": encode(b.as_ref()) }),
+                AttributeValue::Bs(v) => {
+                    json!({ "BS": v.iter().map(|b| encode(b.as_ref())).collect::<Vec<_>>() })
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        Value::Object(item.iter().map(|(k, v)| (k.clone(), wire(v))).collect()).to_string()
     }
 
     #[test]
@@ -774,8 +956,20 @@ mod tests {
             ),
             ("ss".to_string(), A::Ss(vec!["p".into(), "q".into()])),
             ("ns".to_string(), A::Ns(vec!["1".into(), "2.0".into()])),
+            ("s\"q".to_string(), A::S("é\n\"".into())),
+            (
+                "bin".to_string(),
+                A::B(aws_sdk_dynamodb::primitives::Blob::new(vec![0u8, 255, 7])),
+            ),
         ]);
         assert_eq!(fingerprint_av(&item), fingerprint(&item_from_av(&item)));
+        // as a Scan page holds it, read in place and read into SDK values
+        let wire = wire_text(&item);
+        assert_eq!(
+            fingerprint_wire(&Obj::parse(&wire).unwrap()),
+            fingerprint_av(&item)
+        );
+        assert_eq!(dynamo::wire_item_to_av(&wire).unwrap(), item);
         let mut respelled = item.clone();
         respelled.insert("n".into(), A::N("1.5".into()));
         assert_eq!(fingerprint_av(&respelled), fingerprint_av(&item));
