@@ -414,7 +414,8 @@ impl Write {
         }
     }
 
-    pub fn is_put(&self) -> bool {
+    #[cfg(test)]
+    fn is_put(&self) -> bool {
         self.wire.starts_with(b"{\"Put")
     }
 }

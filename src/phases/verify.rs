@@ -29,11 +29,11 @@ use super::{KeySet, key_hash};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Checkpoint, Phase, Step};
 use crate::config::VerifyMethod;
-use crate::dynamo::{self, AvItem, MAX_BATCH_GET_KEYS, RetryPolicy, item_from_av, key_of};
+use crate::dynamo::{self, MAX_BATCH_GET_KEYS, RetryPolicy, item_from_av, key_of};
 use crate::entities::{self, Entity, Item};
 use crate::error::{Error, Result};
 use crate::json::{Obj, Val};
-use crate::mapping::{canonical_number, canonical_number_cow};
+use crate::mapping::canonical_number_cow;
 use crate::report;
 use crate::runner::Ctx;
 
@@ -45,7 +45,7 @@ const EXAMPLES: usize = 50;
 pub fn same_value(expected: &Value, found: &Value) -> bool {
     match (expected, found) {
         (Value::Number(a), Value::Number(b)) => {
-            canonical_number(a.as_str()) == canonical_number(b.as_str())
+            canonical_number_cow(a.as_str()) == canonical_number_cow(b.as_str())
         }
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len()
@@ -182,9 +182,10 @@ pub fn fingerprint(item: &Item) -> u64 {
     h.finish()
 }
 
-/// The same fingerprint read straight from the table's side: equal to
+/// The fingerprint of an SDK item (the tests' reference for [`fingerprint_wire`]): equal to
 /// `fingerprint(&item_from_av(item))` without building the JSON value.
-pub fn fingerprint_av(item: &AvItem) -> u64 {
+#[cfg(test)]
+fn fingerprint_av(item: &dynamo::AvItem) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     fingerprint_members(item.iter().map(|(k, v)| (k.as_str(), v)), &mut h, av_value);
     h.finish()
@@ -866,6 +867,7 @@ fn backup_keys(ctx: &Ctx, entity: &dyn Entity) -> Result<KeySet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dynamo::AvItem;
 
     #[test]
     fn numbers_by_value_maps_by_member() {
