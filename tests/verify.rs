@@ -392,3 +392,82 @@ fn items_present_before_the_load_are_not_extra() {
         "{b}"
     );
 }
+
+/// More differences than verify keeps in memory: the table side of the first
+/// 1,000 unmatched items of the Scan is kept, the rest is read back by key
+/// (BatchGetItem) for the report's examples, which are the first 50
+/// differences in artifact order. With every one of 1,250-odd sales changed,
+/// those 50 are a mix of both kinds (artifact order is by legacy id, Scan
+/// order by key; the chance that all 50 were kept is about 1 in 100,000).
+/// Every example must show the value the table really holds.
+#[test]
+fn many_differences_keep_exact_examples() {
+    let env = Env::new("vmany");
+    env.generate(30, 10, 1300, 31);
+    env.config(json!({}));
+    let out = env.migrate(&["--full", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The sales in artifact order.
+    let sales: Vec<Map<String, Value>> = env
+        .jsonl("validated/sales.jsonl")
+        .into_iter()
+        .map(|v| match v {
+            Value::Object(m) => m,
+            other => panic!("artifact record is not an object: {other}"),
+        })
+        .collect();
+    assert!(
+        sales.len() > 1100,
+        "more sales than verify keeps: {}",
+        sales.len()
+    );
+    let mut found: BTreeMap<String, Value> = BTreeMap::new();
+    for item in &sales {
+        let pk = item["PK"].as_str().unwrap().to_string();
+        let was = item["totalAmount"].to_string();
+        let now = if was == "0.01" { "0.02" } else { "0.01" };
+        let mut changed = item.clone();
+        changed.insert("totalAmount".into(), serde_json::from_str(now).unwrap());
+        env.put("sales", &changed);
+        found.insert(pk, serde_json::from_str(now).unwrap());
+    }
+    let expected: BTreeMap<String, Value> = sales
+        .iter()
+        .map(|s| {
+            (
+                s["PK"].as_str().unwrap().to_string(),
+                s["totalAmount"].clone(),
+            )
+        })
+        .collect();
+
+    let out = env.migrate(&["--phase", "verify", "--entity", "sales", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let s = &env.report("reports/verification_report.json")["entities"]["sales"];
+    let n = sales.len() as u64;
+    assert_eq!(s["ok"], false, "{s}");
+    for (k, want) in [
+        ("expected", n),
+        ("found", n),
+        ("countByScan", n),
+        ("different", n),
+        ("matched", 0),
+        ("missing", 0),
+        ("extra", 0),
+        ("orphanReferences", 0),
+    ] {
+        assert_eq!(s[k].as_u64(), Some(want), "sales.{k}: {s}");
+    }
+    let examples = s["examples"]["different"].as_array().expect("a list");
+    assert_eq!(examples.len(), 50, "the report keeps 50 examples: {s}");
+    for e in examples {
+        let pk = e["PK"].as_str().unwrap();
+        assert_eq!(e["SK"], "METADATA", "{e}");
+        assert_eq!(
+            e["attributes"],
+            json!([{"attribute": "totalAmount", "expected": expected[pk], "found": found[pk]}]),
+            "{pk}: the expected value from the artifact, the found one from the table"
+        );
+    }
+}

@@ -723,12 +723,12 @@ async fn by_scan(
                     let u = &mut unmatched[u];
                     u.paired = true;
                     f.different += 1;
+                    // The first EXAMPLES differences of the artifact are the
+                    // examples, whether their table side was kept or is fetched.
                     match &u.item {
+                        _ if f.different_examples.len() + fetch.len() >= EXAMPLES => {}
                         Some(actual) => f.different_example((&pk, &sk), &item, actual),
-                        None if f.different_examples.len() + fetch.len() < EXAMPLES => {
-                            fetch.push(item)
-                        }
-                        None => {}
+                        None => fetch.push(item),
                     }
                     f.orphans += u.orphans.orphans;
                     for o in u.orphans.orphan_examples.drain(..) {
