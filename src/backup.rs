@@ -22,7 +22,7 @@ use crate::dynamo::{self, RetryPolicy, Write, WriteStats, item_from_av, key_of};
 use crate::entities::{Entity, Item};
 use crate::error::{Error, Result};
 use crate::phases::{KeySet, key_hash};
-use crate::pipeline::{self, Batch, Control, Ended};
+use crate::pipeline::{self, Batch, Batcher, Control, Ended};
 use crate::runner::{Ctx, artifact_path};
 
 /// Exports `table` and requests an on-demand backup where supported.
@@ -174,7 +174,7 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, yes: bool) -> Result<Rollb
     let batch_size = ctx.config.migration.batch_size;
 
     // Deletes: loaded items that were not there before.
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = pipeline::channel(16);
     let path = artifact.clone();
     let before_for_deletes = Arc::new(before);
     let b = before_for_deletes.clone();
@@ -197,7 +197,7 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, yes: bool) -> Result<Rollb
         .map_err(|_| Error::Incomplete("reader panicked".into()))??;
 
     // Restores: items of the backup whose key the load wrote.
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = pipeline::channel(16);
     let path = backup.path.clone();
     let loaded = Arc::new(loaded);
     let l = loaded.clone();
@@ -251,37 +251,22 @@ fn key_set(path: &std::path::Path) -> Result<KeySet> {
 fn stream_writes(
     path: &std::path::Path,
     batch_size: usize,
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Vec<Batch>>,
     pick: impl Fn(&Item) -> Option<Write>,
 ) -> Result<()> {
     let mut reader = ArtifactReader::open(path)?;
     let mut buf = String::new();
     let mut index = 0;
-    let mut batch = Batch {
-        first: 0,
-        writes: Vec::new(),
-    };
+    let mut batcher = Batcher::new(tx, batch_size);
     while let Some(item) = reader.next_record::<Item>(&mut buf)? {
         if let Some(w) = pick(&item) {
-            batch.writes.push((index, w));
-            index += 1;
-            if batch.writes.len() == batch_size {
-                let next = Batch {
-                    first: index,
-                    writes: Vec::new(),
-                };
-                if tx
-                    .blocking_send(std::mem::replace(&mut batch, next))
-                    .is_err()
-                {
-                    return Ok(());
-                }
+            if !batcher.push(index, w) {
+                return Ok(());
             }
+            index += 1;
         }
     }
-    if !batch.writes.is_empty() {
-        let _ = tx.blocking_send(batch);
-    }
+    batcher.finish();
     Ok(())
 }
 
@@ -290,7 +275,7 @@ async fn drain(
     client: &Client,
     table: &str,
     policy: &RetryPolicy,
-    rx: mpsc::Receiver<Batch>,
+    rx: mpsc::Receiver<Vec<Batch>>,
 ) -> Result<(u64, u64)> {
     let (mut ok, mut failed) = (0, 0);
     let ended = pipeline::run(

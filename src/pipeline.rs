@@ -1,9 +1,11 @@
 //! The write pipeline shared by load and rollback: a reader thread streams
-//! batches (at most 25 writes each) through a bounded channel, up to
+//! batches (at most 25 writes each), a chunk of batches at a time, through a
+//! bounded channel, up to
 //! `concurrency` BatchWriteItem requests are in flight on the one client, and
 //! each finished batch is handed back in completion order. The caller decides
 //! what a finished batch means (checkpoint, failed file) and whether to go on.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,83 @@ use crate::dynamo::{BatchOutcome, RetryPolicy, Terminal, Write, WriteStats, writ
 pub struct Batch {
     pub first: u64,
     pub writes: Vec<(u64, Write)>,
+}
+
+/// Batches that cross the channel together. Against a server slower than
+/// the reader the channel is full, and every message taken off it wakes the
+/// reader thread again: a chunk of 8 wakes it once per 200 items, not per 25.
+pub const CHUNK_BATCHES: usize = 8;
+
+/// The channel from a reader thread to [`run`], holding about `batches`
+/// batches.
+pub fn channel(batches: usize) -> (mpsc::Sender<Vec<Batch>>, mpsc::Receiver<Vec<Batch>>) {
+    mpsc::channel(batches.div_ceil(CHUNK_BATCHES).max(1))
+}
+
+/// The reader's side: groups writes (with their artifact indexes) into
+/// batches of `batch_size`, batches into chunks, and sends full chunks.
+pub struct Batcher {
+    tx: mpsc::Sender<Vec<Batch>>,
+    batch_size: usize,
+    batch: Batch,
+    chunk: Vec<Batch>,
+}
+
+impl Batcher {
+    pub fn new(tx: mpsc::Sender<Vec<Batch>>, batch_size: usize) -> Batcher {
+        Batcher {
+            tx,
+            batch_size,
+            batch: Batch {
+                first: 0,
+                writes: Vec::with_capacity(batch_size),
+            },
+            chunk: Vec::with_capacity(CHUNK_BATCHES),
+        }
+    }
+
+    /// Adds one write; `false` once the pipeline has stopped taking batches
+    /// (the reader should stop).
+    pub fn push(&mut self, index: u64, write: Write) -> bool {
+        if self.batch.writes.is_empty() {
+            self.batch.first = index;
+        }
+        self.batch.writes.push((index, write));
+        if self.batch.writes.len() < self.batch_size {
+            return true;
+        }
+        let full = std::mem::replace(
+            &mut self.batch,
+            Batch {
+                first: 0,
+                writes: Vec::with_capacity(self.batch_size),
+            },
+        );
+        self.chunk.push(full);
+        self.chunk.len() < CHUNK_BATCHES || self.send()
+    }
+
+    fn send(&mut self) -> bool {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BATCHES));
+        self.tx.blocking_send(chunk).is_ok()
+    }
+
+    /// Sends what is left (a short last batch, a short last chunk).
+    pub fn finish(mut self) {
+        if !self.batch.writes.is_empty() {
+            let last = std::mem::replace(
+                &mut self.batch,
+                Batch {
+                    first: 0,
+                    writes: Vec::new(),
+                },
+            );
+            self.chunk.push(last);
+        }
+        if !self.chunk.is_empty() {
+            self.send();
+        }
+    }
 }
 
 /// A batch that is settled: every entry written or failed.
@@ -54,7 +133,7 @@ pub async fn run<F>(
     concurrency: usize,
     batch_delay: Duration,
     stats: Arc<WriteStats>,
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<Vec<Batch>>,
     cancelled: &dyn Fn() -> bool,
     mut on_done: F,
 ) -> Ended
@@ -62,6 +141,7 @@ where
     F: FnMut(Done) -> Control,
 {
     let mut in_flight = FuturesUnordered::new();
+    let mut queue: VecDeque<Batch> = VecDeque::new();
     let mut stopping = false;
     let mut terminal = None;
     let mut exhausted = false;
@@ -71,7 +151,16 @@ where
                 stopping = true;
                 break;
             }
-            match rx.recv().await {
+            if queue.is_empty() {
+                match rx.recv().await {
+                    Some(chunk) => queue.extend(chunk),
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
+            match queue.pop_front() {
                 Some(batch) => {
                     let (client, table, policy, stats) = (
                         client.clone(),
@@ -88,7 +177,7 @@ where
                         tokio::time::sleep(batch_delay).await;
                     }
                 }
-                None => exhausted = true,
+                None => continue, // an empty chunk
             }
         }
         let Some((first, len, result)) = in_flight.next().await else {
@@ -120,5 +209,61 @@ where
         Some(t) => Ended::Terminal(t),
         None if stopping => Ended::Stopped,
         None => Ended::Complete,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(i: u64) -> Write {
+        Write::put_json(&format!(r#"{{"PK":"P#{i}","SK":"METADATA"}}"#)).unwrap()
+    }
+
+    #[test]
+    fn batcher_sends_full_batches_in_chunks_and_the_rest_at_the_end() {
+        let (tx, mut rx) = channel(1000);
+        let mut b = Batcher::new(tx, 25);
+        // Indexes as a resumed load gives them: from 10, contiguous.
+        for i in 10..10 + 25 * 9 + 3 {
+            assert!(b.push(i, write(i)));
+        }
+        b.finish();
+        let chunks: Vec<Vec<Batch>> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            [CHUNK_BATCHES, 2],
+            "8 full batches, then the 9th and the short one"
+        );
+        let batches: Vec<&Batch> = chunks.iter().flatten().collect();
+        let lens: Vec<usize> = batches.iter().map(|b| b.writes.len()).collect();
+        assert_eq!(lens, [25, 25, 25, 25, 25, 25, 25, 25, 25, 3]);
+        let mut next = 10;
+        for batch in batches {
+            assert_eq!(batch.first, next, "first is the index of the first entry");
+            for (i, _) in &batch.writes {
+                assert_eq!(*i, next, "every entry once, in order");
+                next += 1;
+            }
+        }
+        assert_eq!(next, 10 + 25 * 9 + 3);
+    }
+
+    #[test]
+    fn batcher_stops_when_the_pipeline_is_gone() {
+        let (tx, rx) = channel(1000);
+        drop(rx);
+        let mut b = Batcher::new(tx, 2);
+        let mut accepted = 0;
+        while b.push(accepted, write(accepted)) {
+            accepted += 1;
+            assert!(accepted < 100, "push must report the closed channel");
+        }
+        assert_eq!(
+            accepted as usize,
+            2 * CHUNK_BATCHES - 1,
+            "told at the first full chunk"
+        );
     }
 }

@@ -22,7 +22,7 @@ use crate::checkpoint::{Checkpoint, Phase, Step};
 use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats, key_of};
 use crate::entities::{Entity, Item};
 use crate::error::{Error, Result};
-use crate::pipeline::{self, Batch, Control, Ended};
+use crate::pipeline::{self, Batch, Batcher, Control, Ended};
 use crate::report;
 use crate::runner::Ctx;
 
@@ -85,7 +85,7 @@ pub async fn run(
         .bar(entity.name(), "load", Some(manifest.records));
     bar.set_position(start);
     let batch_size = ctx.config.migration.batch_size;
-    let (tx, rx) = mpsc::channel::<Batch>(ctx.config.migration.concurrency * 4);
+    let (tx, rx) = pipeline::channel(ctx.config.migration.concurrency * 4);
     let reader = std::thread::spawn(move || read_batches(artifact, start, batch_size, tx));
 
     let stats = Arc::new(WriteStats::default());
@@ -256,38 +256,23 @@ fn read_batches(
     mut reader: ArtifactReader,
     start: u64,
     batch_size: usize,
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Vec<Batch>>,
 ) -> Result<()> {
     let path = reader.path().to_path_buf();
     let mut buf = String::new();
     let mut index = 0u64;
-    let mut batch = Batch {
-        first: start,
-        writes: Vec::with_capacity(batch_size),
-    };
+    let mut batcher = Batcher::new(tx, batch_size);
     while reader.next_line(&mut buf)? {
         if index >= start {
             let write = Write::put_json(&buf)
                 .map_err(|e| Error::artifact(&path, format!("line {}: {e}", index + 1)))?;
-            batch.writes.push((index, write));
-            if batch.writes.len() == batch_size {
-                let next = Batch {
-                    first: index + 1,
-                    writes: Vec::with_capacity(batch_size),
-                };
-                if tx
-                    .blocking_send(std::mem::replace(&mut batch, next))
-                    .is_err()
-                {
-                    return Ok(()); // the pipeline stopped
-                }
+            if !batcher.push(index, write) {
+                return Ok(()); // the pipeline stopped
             }
         }
         index += 1;
     }
-    if !batch.writes.is_empty() {
-        let _ = tx.blocking_send(batch);
-    }
+    batcher.finish();
     Ok(())
 }
 
