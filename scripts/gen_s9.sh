@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # scripts/gen_s9.sh — (re)build the legacy S9 sample database in PostgreSQL.
 #
-# Drops and recreates the database, creates msg_anag and msg exactly as SPEC §4 describes and
+# Drops and recreates the database, creates msg_anag and msg with the columns of the legacy S9 schema and
 # fills them entirely in SQL (scripts/gen_s9.sql): the same seed and sizes give the same data.
-# A documented share of the rows exercises every rule and mapping of SPEC §5-§6 (the list of
+# A documented share of the rows exercises every rule and mapping of the README's "Mapping and rules" (the list of
 # cases and their shares is the comment at the top of scripts/gen_s9.sql). The expected outcome
 # of every row (valid / rejected / skipped, reasons, warnings) lands in s9_gen.expected, a
 # schema the migration does not read; a summary of it is printed at the end.
@@ -155,7 +155,7 @@ UNION ALL
 SELECT 'msg', NULL, count(*), count(*) FILTER (WHERE enabled) FROM msg
 ORDER BY 1 DESC, 2;
 
-\echo 'Expected outcome per entity (SPEC §6 applied to the generated rows; skipped = not extracted):'
+\echo 'Expected outcome per entity (the validation rules applied to the generated rows; skipped = not extracted):'
 SELECT entity,
        count(*) FILTER (WHERE outcome <> 'skipped') AS extracted,
        count(*) FILTER (WHERE outcome = 'valid') AS valid,

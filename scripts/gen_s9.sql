@@ -1,4 +1,4 @@
--- scripts/gen_s9.sql — builds the legacy S9 sample database (SPEC §4) entirely in SQL.
+-- scripts/gen_s9.sql — builds the legacy S9 sample database (the legacy S9 schema) entirely in SQL.
 --
 -- Run by scripts/gen_s9.sh inside a freshly created, empty database:
 --   psql -X -v ON_ERROR_STOP=1 -v seed=42 -v buyers=1250 -v producers=430 -v sales=8542 -d s9 -f scripts/gen_s9.sql
@@ -14,12 +14,12 @@
 -- case a row exercises depends only on its index within its class (never on the seed), so the
 -- counts per case below are the same for every seed.
 --
--- Tables made: public.msg_anag and public.msg, exactly the columns of SPEC §4 (primary keys,
+-- Tables made: public.msg_anag and public.msg, exactly the columns of the legacy S9 schema (primary keys,
 -- no foreign keys), and a schema s9_gen that the migration never reads:
 --   s9_gen.params    the seed and sizes used
 --   s9_gen.cases     every edge case below: entity, code, bucket range, kind, intended outcome
 --   s9_gen.expected  one row per msg_anag/msg row: entity, legacy_id, case_code, and the outcome
---                    SPEC §6 gives it (valid | rejected | skipped), with reasons[] and warnings[]
+--                    the validation rules give it (valid | rejected | skipped), with reasons[] and warnings[]
 --                    computed from the generated data by an independent SQL rendering of
 --                    the rules (see "Expected outcomes" at the end), for tests to compare with.
 --
@@ -251,7 +251,7 @@ CREATE FUNCTION pg_temp.ts(i bigint, tag int) RETURNS timestamp
          + CASE WHEN pg_temp.r($1, $2 + 1) % 5 = 0 THEN 0 ELSE pg_temp.r($1, $2 + 2) % 1000000 END)
          * interval '1 microsecond' $$;
 
--- Italian VAT check digit of ten digits (SPEC §6): odd positions (1st, 3rd, ... 9th) summed;
+-- Italian VAT check digit of ten digits (README "Validation rules"): odd positions (1st, 3rd, ... 9th) summed;
 -- even positions (2nd ... 10th) doubled, minus 9 when over 9, summed; check = (10 - sum % 10) % 10.
 CREATE FUNCTION pg_temp.dbl(x int) RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
   'SELECT CASE WHEN 2 * $1 > 9 THEN 2 * $1 - 9 ELSE 2 * $1 END';
@@ -299,7 +299,7 @@ CREATE FUNCTION pg_temp.sale_size_case(i bigint) RETURNS text LANGUAGE sql IMMUT
     WHEN $1 <= 50000 AND $1 % 250 = 125   THEN 's_desc_100k'
   END $$;
 
--- SPEC §6 rules, for the expected outcomes.
+-- The validation rules, for the expected outcomes.
 -- VAT numbers: remove white space, upper-case; 11 digits alone get the prefix IT; NULL if nothing is left.
 CREATE FUNCTION pg_temp.vat_norm(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE c text := upper(regexp_replace(coalesce(v, ''), '\s', '', 'g'));
@@ -327,7 +327,7 @@ END $$;
 \if :do_setup
 DO $$
 BEGIN
-  -- SPEC §4's example number IT01234567897 and a published one (IT00743110157) must validate.
+  -- The README example number IT01234567897 and a published one (IT00743110157) must validate.
   IF pg_temp.it_check('0123456789') <> 7 OR pg_temp.it_check('0074311015') <> 7
      OR NOT pg_temp.vat_ok(pg_temp.vat_norm(' it 0123 4567 897 '))
      OR pg_temp.vat_ok('IT01234567890') OR NOT pg_temp.vat_ok('DE123456789')
@@ -339,7 +339,7 @@ BEGIN
   END IF;
 END $$;
 
--- ------------------------------------------------------------------ source tables (SPEC §4)
+-- ------------------------------------------------------------------ source tables (the legacy S9 schema)
 
 CREATE UNLOGGED TABLE msg_anag (
   first_id    integer      NOT NULL,
@@ -837,11 +837,11 @@ CREATE UNLOGGED TABLE s9_gen.expected (
   kind      smallint,
   case_code text     NOT NULL,
   outcome   text     NOT NULL CHECK (outcome IN ('valid', 'rejected', 'skipped')),
-  reasons   text[]   NOT NULL,  -- reject reason codes (SPEC §6); empty unless rejected
-  warnings  text[]   NOT NULL   -- warning codes (SPEC §6), also listed for rejected records
+  reasons   text[]   NOT NULL,  -- reject reason codes (README "Validation rules"); empty unless rejected
+  warnings  text[]   NOT NULL   -- warning codes (README "Validation rules"), also listed for rejected records
 );
 
--- SPEC §6 for parties, computed from the rows as stored. duplicate_vat: the same valid,
+-- The validation rules for parties, computed from the rows as stored. duplicate_vat: the same valid,
 -- normalized VAT on two or more extracted (enabled) parties of the same entity.
 INSERT INTO s9_gen.expected
 WITH a AS (
@@ -880,7 +880,7 @@ FROM f;
 
 -- ------------------------------------------------------------------ sale pools
 
--- The parties sales point at, by what SPEC §6 makes of them. Pool k holds its parties at
+-- The parties sales point at, by what the validation rules make of them. Pool k holds its parties at
 -- keys k * 10,000,000 + 1 .. + size (joined by key: subscripting a 100,000-element array
 -- would copy it for every row).
 --   1 b_valid  2 b_warned  3 b_rej_vat  4 b_rej_name  5 b_disabled
@@ -1117,7 +1117,7 @@ FROM u;
 
 -- ------------------------------------------------------------------ expected outcomes: sales
 
--- SPEC §6 for sales. The status is compared trimmed and case-insensitively; NULL means pending.
+-- The validation rules for sales. The status is compared trimmed and case-insensitively; NULL means pending.
 -- item_too_large is judged on the description alone (the only column that can get near 400 KB;
 -- the generated sizes are far from the limit either way: <= 380,000 bytes or >= 420,000 bytes).
 INSERT INTO s9_gen.expected

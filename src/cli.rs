@@ -1,4 +1,4 @@
-//! The command line of SPEC §2, with clap. Entity names come from the
+//! The command line (README "Usage"), with clap. Entity names come from the
 //! registry, so a new entity is accepted here without touching this file.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Configuration: the JSON file of SPEC §3, from raw text to a validated,
+//! Configuration: the JSON file of the README's "Configuration", from raw text to a validated,
 //! typed [`Config`].
 //!
 //! Loading goes in one direction and stops at the first stage that fails:
@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 /// The JSON Schema every configuration file must satisfy.
 pub const CONFIG_SCHEMA: &str = include_str!("config.schema.json");
 
-/// The UUID v5 namespace of SPEC §5, used unless the config overrides it.
+/// The UUID v5 namespace of the README's "Mapping and rules", used unless the config overrides it.
 pub const DEFAULT_UUID_NAMESPACE: &str = "e6efba72-f0d7-4be9-bfce-399356e044f7";
 
 /// A string that must never reach a log, a report or an artifact.

@@ -57,7 +57,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit status for this error (SPEC §2: 2 for usage or
+    /// The process exit status for this error (README "Usage": 2 for usage or
     /// configuration, 1 for everything that failed while running).
     pub fn exit_code(&self) -> i32 {
         match self {

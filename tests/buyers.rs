@@ -1,6 +1,6 @@
-//! Issue 2: a full buyers migration against real PostgreSQL and a real
+//! A full buyers migration against real PostgreSQL and a real
 //! DynamoDB API, checked item by item against expectations written by hand
-//! from SPEC §5–§6 (not computed by the code under test).
+//! from the README's mapping and rules (not computed by the code under test).
 
 mod support;
 

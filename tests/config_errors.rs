@@ -1,4 +1,4 @@
-//! Issue 2: bad configuration and bad usage exit 2, say what and where, and
+//! Bad configuration and bad usage exit 2, say what and where, and
 //! write nothing.
 
 mod support;

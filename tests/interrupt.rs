@@ -1,4 +1,4 @@
-//! Issue 4: Ctrl-C during a load stops gracefully — the requests in flight
+//! Ctrl-C during a load stops gracefully — the requests in flight
 //! finish, the checkpoint is saved, the command says how to resume — and
 //! `--resume` then finishes the load with every item present, counted once.
 

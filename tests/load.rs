@@ -1,4 +1,4 @@
-//! Issue 4: the load phase of SPEC §7 against real PostgreSQL and a real
+//! The load phase against real PostgreSQL and a real
 //! DynamoDB API, with faults injected by `support::fault_proxy`: retries
 //! lose nothing, an item that is always refused fails alone, `kill -9` in
 //! the middle of a load resumes to exactly the validated artifact, rollback

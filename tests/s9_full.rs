@@ -1,6 +1,6 @@
 //! A full S9 migration of generated data (scripts/gen_s9.sh, every case of
 //! the generator present), checked against an oracle written in PostgreSQL
-//! SQL straight from SPEC §5–§6: every expected item of the three tables is
+//! SQL straight from the README's mapping and rules: every expected item of the three tables is
 //! built by SQL from msg_anag / msg, independently of the Rust mapping code,
 //! and compared attribute by attribute (numbers by value) with what the
 //! tables hold. The generator's own per-row expectations (s9_gen.expected)
@@ -25,7 +25,7 @@ const ENTITIES: [&str; 3] = ["buyers", "producers", "sales"];
 const WS: &str =
     r"[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
-/// SPEC §5–§6 as SQL functions, in a schema the migration never reads.
+/// The README's mapping and rules as SQL functions, in a schema the migration never reads.
 const ORACLE_FUNCTIONS: &str = r##"
 CREATE SCHEMA oracle;
 CREATE EXTENSION IF NOT EXISTS "uuid-ossp" SCHEMA oracle;
@@ -390,7 +390,7 @@ fn full_migration_matches_an_independent_oracle() {
 
     let mut problems: Vec<String> = Vec::new();
 
-    // 1. The generator's expectations agree with the oracle's rendering of SPEC §6.
+    // 1. The generator's expectations agree with the oracle's rendering of the rules.
     for l in env
         .sql(OUTCOME_DIFFERENCES)
         .lines()

@@ -1,4 +1,4 @@
-//! Issue 2: connecting to the source — TLS modes and one clear line for each
+//! Connecting to the source — TLS modes and one clear line for each
 //! connection failure, exit 1.
 
 mod support;

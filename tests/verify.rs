@@ -1,4 +1,4 @@
-//! Verify (SPEC §7): after a load, every validated item is read back and
+//! Verify: after a load, every validated item is read back and
 //! compared; the report names what is missing, different, extra or refers to
 //! an item that no longer exists. The table is edited by hand here, so each
 //! kind of difference is known in advance.

@@ -123,7 +123,7 @@ impl Serialize for NewItem {
 #[derive(Debug, Clone)]
 pub struct MapContext {
     pub namespace: Uuid,
-    /// The run's start, the last fallback for `createdAt` (SPEC §5).
+    /// The run's start, the last fallback for `createdAt` (README "Mapping and rules").
     pub run_started_at: DateTime<Utc>,
 }
 
@@ -257,7 +257,7 @@ pub fn test_row(v: &Value) -> Row<'static> {
     Row::parse(Box::leak(v.to_string().into_boxed_str())).expect("a JSON object")
 }
 
-/// `createdAt` and `updatedAt` with SPEC §5's fallbacks.
+/// `createdAt` and `updatedAt` with the README's fallbacks.
 pub fn audit_times(row: &Row<'_>, ctx: &MapContext) -> Result<(String, String), String> {
     let created = row.timestamp("created_at")?;
     let updated = row.timestamp("updated_at")?;
@@ -269,7 +269,7 @@ pub fn audit_times(row: &Row<'_>, ctx: &MapContext) -> Result<(String, String), 
 }
 
 /// Builds an item from `(attribute, value)` pairs, leaving out NULLs, blank
-/// strings and empty maps (SPEC §5: never written as empty).
+/// strings and empty maps (the README: never written as empty).
 pub fn item<I: IntoIterator<Item = (&'static str, Option<Value>)>>(pairs: I) -> NewItem {
     let pairs = pairs.into_iter();
     let mut attributes = Vec::with_capacity(pairs.size_hint().0);

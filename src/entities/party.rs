@@ -1,5 +1,5 @@
 //! What buyers and producers share: both are rows of `msg_anag` mapped to the
-//! same item shape (SPEC §5) under the same rules (SPEC §6).
+//! same item shape under the same rules (README "Mapping and rules").
 
 use serde_json::{Map, Value};
 

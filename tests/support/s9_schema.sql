@@ -1,4 +1,4 @@
--- The S9 source schema of SPEC §4, empty, for tests that write their own rows.
+-- The S9 source schema (the columns `migrate` reads), empty, for tests that write their own rows.
 CREATE TABLE msg_anag (
   first_id    integer PRIMARY KEY,
   kind        smallint NOT NULL,
