@@ -181,6 +181,11 @@ pub struct Checkpoint {
     pub version: u32,
     pub run_id: String,
     pub started_at: DateTime<Utc>,
+    /// The start of the first run in this data directory: the fallback for
+    /// `createdAt` of rows without timestamps, so an unchanged row gives the
+    /// same item in every run (README "Mapping and rules").
+    #[serde(default)]
+    pub migration_started_at: Option<DateTime<Utc>>,
     pub plan: Plan,
     pub finished: bool,
     /// entity → phase → step; kept across runs so later commands see what
@@ -195,15 +200,34 @@ impl Checkpoint {
 
     /// A fresh run over what earlier runs left.
     pub fn new_run(data_dir: &Path, plan: Plan, previous: Option<Checkpoint>) -> Checkpoint {
+        let started_at = Utc::now();
+        let migration_started_at = previous
+            .as_ref()
+            .map(Checkpoint::first_start)
+            .unwrap_or(started_at);
         Checkpoint {
             version: 1,
             run_id: new_run_id(),
-            started_at: Utc::now(),
+            started_at,
+            migration_started_at: Some(migration_started_at),
             plan,
             finished: false,
             entities: previous.map(|p| p.entities).unwrap_or_default(),
             path: data_dir.join(Self::FILE),
         }
+    }
+
+    /// When the first run of this data directory started. A checkpoint
+    /// written before that was recorded gives its earliest step's start.
+    pub fn first_start(&self) -> DateTime<Utc> {
+        self.migration_started_at.unwrap_or_else(|| {
+            self.entities
+                .values()
+                .flat_map(|steps| steps.values().map(|s| s.started_at))
+                .chain([self.started_at])
+                .min()
+                .expect("the chain holds the run's own start")
+        })
     }
 
     /// Reads the checkpoint of `data_dir`, if any.

@@ -35,7 +35,8 @@ pub struct Ctx {
     pub progress: Progress,
     pub cancel: Arc<AtomicBool>,
     pub run_id: String,
-    pub run_started_at: DateTime<Utc>,
+    /// The data directory's first run start (`Checkpoint::first_start`).
+    pub first_run_started_at: DateTime<Utc>,
     pub dry_run: bool,
     /// `--resume`: a load continues from its confirmed position.
     pub resume: bool,
@@ -57,7 +58,7 @@ impl Ctx {
             progress,
             cancel,
             run_id,
-            run_started_at: Utc::now(),
+            first_run_started_at: Utc::now(),
             dry_run: false,
             resume: false,
             dynamo: OnceCell::new(),
@@ -178,7 +179,7 @@ pub async fn run(
         progress,
         cancel,
         run_id: cp.run_id.clone(),
-        run_started_at: cp.started_at,
+        first_run_started_at: cp.first_start(),
         dry_run,
         resume: request.resume,
         dynamo: OnceCell::new(),

@@ -63,7 +63,7 @@ mod tests {
     fn ctx() -> MapContext {
         MapContext {
             namespace: uuid::Uuid::parse_str(crate::config::DEFAULT_UUID_NAMESPACE).unwrap(),
-            run_started_at: chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            first_run_started_at: chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
                 .unwrap()
                 .to_utc(),
         }

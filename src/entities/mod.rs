@@ -123,8 +123,9 @@ impl Serialize for NewItem {
 #[derive(Debug, Clone)]
 pub struct MapContext {
     pub namespace: Uuid,
-    /// The run's start, the last fallback for `createdAt` (README "Mapping and rules").
-    pub run_started_at: DateTime<Utc>,
+    /// The start of the data directory's first run, the last fallback for
+    /// `createdAt` (README "Mapping and rules"): the same in every run.
+    pub first_run_started_at: DateTime<Utc>,
 }
 
 /// A reference from this entity's items to another entity's ids.
@@ -263,7 +264,7 @@ pub fn audit_times(row: &Row<'_>, ctx: &MapContext) -> Result<(String, String), 
     let updated = row.timestamp("updated_at")?;
     let created = created
         .or_else(|| updated.clone())
-        .unwrap_or_else(|| mapping::format_utc(ctx.run_started_at));
+        .unwrap_or_else(|| mapping::format_utc(ctx.first_run_started_at));
     let updated = updated.unwrap_or_else(|| created.clone());
     Ok((created, updated))
 }

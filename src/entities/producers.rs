@@ -61,7 +61,7 @@ mod tests {
     fn producer_shape_and_vat_rule() {
         let ctx = MapContext {
             namespace: uuid::Uuid::parse_str(crate::config::DEFAULT_UUID_NAMESPACE).unwrap(),
-            run_started_at: chrono::Utc::now(),
+            first_run_started_at: chrono::Utc::now(),
         };
         let r = crate::entities::test_row(
             &json!({"first_id": 3, "kind": 1, "name": "Cantina", "vat_number": "01234567897"}),

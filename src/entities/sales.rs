@@ -221,7 +221,7 @@ mod tests {
     fn ctx() -> MapContext {
         MapContext {
             namespace: uuid::Uuid::parse_str(crate::config::DEFAULT_UUID_NAMESPACE).unwrap(),
-            run_started_at: chrono::Utc::now(),
+            first_run_started_at: chrono::Utc::now(),
         }
     }
 

@@ -30,7 +30,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     let mut quarantine = ArtifactWriter::create(&qpath, &ctx.run_id, "transform", entity.name())?;
     let map_ctx = MapContext {
         namespace: ctx.config.migration.uuid_namespace,
-        run_started_at: ctx.run_started_at,
+        first_run_started_at: ctx.first_run_started_at,
     };
     let path = input.clone();
     let map_line = move |line: &str| -> Result<Out> {
