@@ -112,6 +112,9 @@ pub struct Step {
     pub rejected: u64,
     #[serde(default)]
     pub warnings: u64,
+    /// Load: the table's point-in-time recovery window when the load ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<crate::pitr::PitrWindow>,
     /// SHA-256 of the artifact this step read.
     pub input_sha256: Option<String>,
     /// SHA-256 of the artifact this step wrote.
@@ -147,6 +150,7 @@ impl Step {
             records_out: 0,
             rejected: 0,
             warnings: 0,
+            pitr: None,
             input_sha256: None,
             output_sha256: None,
             reasons: BTreeMap::new(),

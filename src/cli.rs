@@ -72,6 +72,17 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Delete everything under the data directory that holds personal data
+    /// (artifacts, backups, record-level reports); keep the summaries.
+    Purge {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Delete the backups too, although a rollback may still need them
+        /// (only with --yes).
+        #[arg(long, requires = "yes")]
+        even_backups: bool,
+    },
 }
 
 fn entity_parser() -> PossibleValuesParser {

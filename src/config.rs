@@ -105,6 +105,19 @@ pub enum VerifyMethod {
     BatchGet,
 }
 
+/// What the load asks of the tables' point-in-time recovery (README "The
+/// night of the migration").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PitrMode {
+    /// Pre-flight names the tables without it; the load goes on.
+    Warn,
+    /// A table without it stops the command before any write (exit 2).
+    Require,
+    /// Turned on before the first write, waiting until it is enabled.
+    Enable,
+}
+
 #[derive(Debug, Clone)]
 pub struct MigrationConfig {
     pub batch_size: usize,
@@ -121,6 +134,7 @@ pub struct MigrationConfig {
     pub scan_segments: u32,
     pub extract_connections: usize,
     pub verify_method: VerifyMethod,
+    pub point_in_time_recovery: PitrMode,
     pub request_timeout: Duration,
     pub uuid_namespace: uuid::Uuid,
     pub data_dir: Option<PathBuf>,
@@ -143,6 +157,7 @@ impl Default for MigrationConfig {
             scan_segments: 4,
             extract_connections: 2,
             verify_method: VerifyMethod::Scan,
+            point_in_time_recovery: PitrMode::Warn,
             request_timeout: Duration::from_secs(30),
             uuid_namespace: uuid::Uuid::parse_str(DEFAULT_UUID_NAMESPACE).expect("valid uuid"),
             data_dir: None,
@@ -201,6 +216,7 @@ struct RawMigration {
     scan_segments: Option<u32>,
     extract_connections: Option<usize>,
     verify_method: Option<VerifyMethod>,
+    point_in_time_recovery: Option<PitrMode>,
     request_timeout: Option<f64>,
     uuid_namespace: Option<String>,
     data_dir: Option<PathBuf>,
@@ -316,6 +332,9 @@ impl Config {
                 scan_segments: m.scan_segments.unwrap_or(d.scan_segments),
                 extract_connections: m.extract_connections.unwrap_or(d.extract_connections),
                 verify_method: m.verify_method.unwrap_or(d.verify_method),
+                point_in_time_recovery: m
+                    .point_in_time_recovery
+                    .unwrap_or(d.point_in_time_recovery),
                 request_timeout: secs(m.request_timeout, d.request_timeout),
                 uuid_namespace,
                 data_dir: m.data_dir,

@@ -51,6 +51,11 @@ pub enum Error {
     #[error("{0}")]
     Incomplete(String),
 
+    /// A pre-flight check refused the command before any write (exit 2):
+    /// the target is not as the configuration requires.
+    #[error("pre-flight: {0}")]
+    Preflight(String),
+
     /// The operator interrupted the run (Ctrl-C); state was saved.
     #[error("interrupted: {0}")]
     Interrupted(String),
@@ -61,7 +66,7 @@ impl Error {
     /// configuration, 1 for everything that failed while running).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Config { .. } => 2,
+            Error::Usage(_) | Error::Config { .. } | Error::Preflight(_) => 2,
             _ => 1,
         }
     }

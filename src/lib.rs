@@ -13,7 +13,7 @@
 //!   borrowed JSON lines, checked in place by the compiled schemas.
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
-//!   [`backup`]: backups and rollback.
+//!   [`backup`]: backups and rollback; [`pitr`]: point-in-time recovery.
 //! - [`report`], [`progress`], [`logging`]: what the operator sees.
 
 pub mod artifact;
@@ -30,7 +30,9 @@ pub mod mapping;
 pub mod parallel;
 pub mod phases;
 pub mod pipeline;
+pub mod pitr;
 pub mod progress;
+pub mod purge;
 pub mod report;
 pub mod runner;
 pub mod source;

@@ -66,11 +66,17 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Some(Command::Rollback { yes }) => Some(yes),
         _ => None,
     };
+    let purge = match cli.command {
+        Some(Command::Purge { yes, even_backups }) => {
+            Some(migrate::purge::PurgeRequest { yes, even_backups })
+        }
+        _ => None,
+    };
     let phases = if cli.full {
         Phase::ALL.to_vec()
     } else if let Some(p) = cli.phase {
         vec![p]
-    } else if cli.resume || rollback.is_some() {
+    } else if cli.resume || rollback.is_some() || purge.is_some() {
         Vec::new()
     } else if cli.dry_run {
         Phase::ALL.to_vec()
@@ -93,6 +99,19 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         progress.multi().cloned(),
     )?;
     *LOG_GUARD.lock().expect("log guard") = guard;
+
+    if let Some(request) = purge {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let report = migrate::purge::purge(&data_dir, request, &command)?;
+        println!(
+            "purged {} file(s), {} bytes, under {} (list: {})",
+            report.deleted.len(),
+            report.bytes,
+            data_dir.display(),
+            data_dir.join("reports/purge.json").display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();

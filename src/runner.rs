@@ -201,6 +201,20 @@ pub async fn run(
             crate::dynamo::check_table(ctx.dynamo().await, &table, &policy).await?;
         }
         tracing::info!("target tables checked: {}", entity_list.len());
+        if dry_run || phases.contains(&Phase::Load) {
+            let tables = entity_list
+                .iter()
+                .map(|e| ctx.table(*e).map(str::to_string))
+                .collect::<Result<Vec<_>>>()?;
+            crate::pitr::preflight(
+                ctx.dynamo().await,
+                &tables,
+                ctx.config.migration.point_in_time_recovery,
+                dry_run,
+                &policy,
+            )
+            .await?;
+        }
     }
 
     for phase in phases {

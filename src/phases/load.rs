@@ -175,6 +175,13 @@ pub async fn run(
     .filter(|(_, v)| *v > 0)
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    step.pitr = match crate::pitr::window(&client, &table, &policy).await {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("the restorable window of {table} is not known: {e}");
+            None
+        }
+    };
     cp.put(entity.name(), Phase::Load, step.clone())?;
     if let Some(e) = io_error {
         return Err(e);
@@ -247,6 +254,7 @@ fn write_report(
             "retryWaitMs": step.counts.map(|c| c.wait_ms),
             "seconds": step.elapsed_secs(),
             "backup": step.backup,
+            "pointInTimeRecovery": step.pitr,
         }),
     )
 }
