@@ -98,7 +98,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 pub fn purge(data_dir: &Path, request: PurgeRequest, command: &str) -> Result<PurgeReport> {
     let files = personal_files(data_dir)?;
     let backups: Vec<&PathBuf> = files.iter().filter(|p| p.starts_with("backups")).collect();
-    if !backups.is_empty() && !(request.yes && request.even_backups) {
+    let backups_allowed = request.yes && request.even_backups;
+    if !backups.is_empty() && !backups_allowed {
         return Err(Error::Usage(format!(
             "{} holds {} backup file(s) that `migrate rollback` may still need (e.g. {}): purge refuses to delete \
              them; when the migration is accepted, run `migrate purge --yes --even-backups`",

@@ -31,7 +31,11 @@ fn personal_values(env: &Env) -> Vec<String> {
         .collect();
     values.sort();
     values.dedup();
-    assert!(values.len() > 100, "the sample has personal values: {}", values.len());
+    assert!(
+        values.len() > 100,
+        "the sample has personal values: {}",
+        values.len()
+    );
     values
 }
 
@@ -57,23 +61,46 @@ fn logs_hold_no_personal_data_and_purge_deletes_exactly_the_records() {
 
     // The console and the JSON log carry ids, keys and reason codes only.
     let console = text(&out);
-    let leaked: Vec<&String> = values.iter().filter(|v| console.contains(v.as_str())).collect();
+    let leaked: Vec<&String> = values
+        .iter()
+        .filter(|v| console.contains(v.as_str()))
+        .collect();
     assert!(leaked.is_empty(), "the console shows {leaked:?}");
     let log = env.data_dir().join("reports/migration.log");
-    assert!(holding(&[log.clone()], &values).is_empty(), "{:?}", holding(&[log], &values));
+    let in_log = holding(std::slice::from_ref(&log), &values);
+    assert!(in_log.is_empty(), "{in_log:?}");
 
     // Without a terminal, purge needs --yes; with backups present, also --even-backups.
     let no = env.migrate(&["purge"]);
     assert_eq!(no.status.code(), Some(2), "{}", text(&no));
-    assert!(text(&no).contains("--even-backups") || text(&no).contains("--yes"), "{}", text(&no));
+    assert!(
+        text(&no).contains("--even-backups") || text(&no).contains("--yes"),
+        "{}",
+        text(&no)
+    );
     let kept_backups = env.migrate(&["purge", "--yes"]);
-    assert_eq!(kept_backups.status.code(), Some(2), "{}", text(&kept_backups));
-    assert!(text(&kept_backups).contains("--even-backups"), "{}", text(&kept_backups));
-    assert!(env.data_dir().join("validated/sales.jsonl").exists(), "refused: nothing deleted");
+    assert_eq!(
+        kept_backups.status.code(),
+        Some(2),
+        "{}",
+        text(&kept_backups)
+    );
+    assert!(
+        text(&kept_backups).contains("--even-backups"),
+        "{}",
+        text(&kept_backups)
+    );
+    assert!(
+        env.data_dir().join("validated/sales.jsonl").exists(),
+        "refused: nothing deleted"
+    );
 
     let before = files_under(&env.data_dir());
     let with_records = holding(&before, &values);
-    assert!(!with_records.is_empty(), "the artifacts hold personal data before a purge");
+    assert!(
+        !with_records.is_empty(),
+        "the artifacts hold personal data before a purge"
+    );
 
     let out = env.migrate(&["purge", "--yes", "--even-backups"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -86,8 +113,11 @@ fn logs_hold_no_personal_data_and_purge_deletes_exactly_the_records() {
         .collect();
     let after = files_under(&env.data_dir());
     // Exactly the listed files are gone; nothing else changed.
-    let mut expected_after: Vec<PathBuf> =
-        before.iter().filter(|f| !deleted.contains(f)).cloned().collect();
+    let mut expected_after: Vec<PathBuf> = before
+        .iter()
+        .filter(|f| !deleted.contains(f))
+        .cloned()
+        .collect();
     expected_after.push(env.data_dir().join("reports/purge.json"));
     expected_after.sort();
     expected_after.dedup();
@@ -108,7 +138,11 @@ fn logs_hold_no_personal_data_and_purge_deletes_exactly_the_records() {
     let left = holding(&after, &values);
     assert!(left.is_empty(), "{left:?}");
     assert!(env.data_dir().join("checkpoint.json").exists());
-    assert!(env.data_dir().join("reports/validation_report.json").exists());
+    assert!(
+        env.data_dir()
+            .join("reports/validation_report.json")
+            .exists()
+    );
     let summary: Value = env.report("reports/validation_report.json");
     assert!(summary["entities"]["sales"].is_object());
 }
