@@ -2,7 +2,8 @@
 //! them, against the DynamoDB server: tables made from the entities'
 //! definitions (keys, indexes, billing), a second run that changes nothing,
 //! a table of another shape refused with exit 2 naming it, `--entity`
-//! narrowing, billing, and a table shared by several entities.
+//! narrowing, and a dry run whose estimate comes from a measured rate in a
+//! scratch table that is gone afterwards.
 
 mod support;
 
@@ -86,7 +87,6 @@ fn indexes(
         .collect()
 }
 
-#[allow(dead_code)]
 fn table_names(env: &Env) -> Vec<String> {
     env.rt.block_on(async {
         let mut names = Vec::new();
@@ -282,3 +282,68 @@ fn entities_sharing_a_table_get_it_once_with_the_union_of_indexes() {
     );
 }
 
+#[test]
+fn dry_run_estimates_from_a_measured_rate_and_leaves_no_scratch_table() {
+    let env = Env::new("testim");
+    env.generate(150, 40, 2500, 21);
+    let out = env.migrate(&["--dry-run", "--full"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let so = stdout(&out);
+    // entity, table, items, requests, write units, estimate
+    let estimates: BTreeMap<String, f64> = so
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 6 && env.tables.get(f[0]).is_some_and(|t| t == f[1])).then(|| {
+                (
+                    f[0].to_string(),
+                    f[5].trim_end_matches('s').parse().unwrap(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(estimates.len(), 3, "{so}");
+    for e in ["buyers", "producers", "sales"] {
+        assert!(
+            so.contains(&format!("  {e}: rate: "))
+                && so.contains("items/s measured at the local endpoint"),
+            "the assumptions are printed beside the numbers: {so}"
+        );
+    }
+    assert!(
+        so.lines().any(|l| l.starts_with("  sales: writes:")
+            && l.contains("(GSI1)")
+            && l.contains("(GSI2)")),
+        "the index writes are counted: {so}"
+    );
+    // The scratch tables are gone, and the target tables were never written.
+    let left: Vec<String> = table_names(&env)
+        .into_iter()
+        .filter(|t| {
+            t.starts_with("migrate-estimate-")
+                && env.tables.values().any(|m| t.ends_with(m.as_str()))
+        })
+        .collect();
+    assert!(left.is_empty(), "scratch tables left: {left:?}");
+    for e in ["buyers", "producers", "sales"] {
+        assert!(env.scan(e).is_empty(), "the dry run wrote to the {e} table");
+    }
+
+    // The load the estimate is for. Both run on the same shared machine, so
+    // the bound is loose; the old estimate (requests × a DescribeTable round
+    // trip ÷ concurrency) was 20× under.
+    let out = env.migrate(&["--phase", "load", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = env.report("reports/load_report.json");
+    for e in ["buyers", "producers", "sales"] {
+        let took = report["entities"][e]["seconds"].as_f64().unwrap();
+        let estimated = estimates[e];
+        eprintln!("{e}: estimated {estimated:.1}s, the load took {took:.1}s");
+        if e == "sales" {
+            assert!(
+                estimated >= took / 4.0 && estimated <= took * 4.0,
+                "{e}: estimated {estimated:.1}s, the load took {took:.1}s: {so}"
+            );
+        }
+    }
+}
