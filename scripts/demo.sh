@@ -2,7 +2,7 @@
 # scripts/demo.sh — the one-command demo of `migrate`:
 #   1. brings up PostgreSQL and the moto DynamoDB server (scripts/services.sh);
 #   2. rebuilds the sample S9 database 's9' at the default sizes (scripts/gen_s9.sh);
-#   3. recreates the three target tables named in the config, empty (scripts/create_tables.py);
+#   3. recreates the target tables named in the config, empty (migrate tables create --recreate);
 #   4. builds the release binary (cargo build --release);
 #   5. clears the artifacts of the previous demo under data/ (data/README.md stays);
 #   6. runs ./target/release/migrate --full --config config.example.json and exits with its status.
@@ -34,9 +34,9 @@ fi
 say "2/6 sample S9 database"
 scripts/gen_s9.sh --db s9
 
-say "3/6 target tables (recreated empty)"
-[ "${SKIP_SERVICES:-0}" != 1 ] || scripts/services.sh --no-postgres --no-moto --venv >/dev/null
-.venv/bin/python scripts/create_tables.py --config "$CONFIG" --recreate
+say "3/6 target tables (recreated empty, from the entities' definitions: docs/tables.md)"
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"
+cargo run --release --quiet -- tables create --recreate --config "$CONFIG"
 
 say "4/6 cargo build --release"
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"

@@ -10,8 +10,8 @@
 #
 # Usage:
 #   scripts/services.sh                       # start what is not running
-#   scripts/services.sh --tables CONFIG.json  # ... and create the config's three target tables
-#   scripts/services.sh --tables CONFIG.json --recreate   # ... dropping them first
+#   scripts/services.sh --tables CONFIG.json  # ... and create the config's target tables (migrate tables create)
+#   scripts/services.sh --tables CONFIG.json --recreate   # ... dropping them first (local endpoint only)
 #   scripts/services.sh --status              # only report what answers where
 #   scripts/services.sh --stop                # stop the moto server this script started
 #   scripts/services.sh --no-postgres | --no-moto   # skip one of the two
@@ -19,7 +19,8 @@
 #
 # Environment: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), MOTO_PORT (4566),
 #   MOTO_START_TIMEOUT (seconds, 60), PG_START_TIMEOUT (seconds, 60),
-#   AWS_ENDPOINT_URL_DYNAMODB (for --tables when the config has no target.endpoint, as the SDK does).
+#   --tables builds and runs the release binary; the config's ${VARS} must be set (DB_PASSWORD for
+#   config.example.json).
 # Files: .venv/ (virtualenv), .services/moto-<port>.pid and .services/moto-<port>.log (at the project root).
 set -euo pipefail
 
@@ -270,7 +271,7 @@ venv_has_moto() {
 import sys
 from importlib.metadata import version
 assert version("moto") == sys.argv[1]
-for dist in ("flask", "flask-cors", "boto3"):   # what the [server] extra and create_tables.py need
+for dist in ("flask", "flask-cors", "boto3"):   # what the [server] extra and the bench's baselines need
     version(dist)
 PY
 }
@@ -399,10 +400,10 @@ if [ "$DO_VENV" = 1 ]; then ensure_venv; fi
 
 if [ -n "$TABLES_CONFIG" ]; then
   [ -f "$TABLES_CONFIG" ] || die "config file not found: $TABLES_CONFIG"
-  ensure_venv
+  command -v cargo >/dev/null 2>&1 || die "--tables needs cargo (it runs migrate tables create): install Rust first"
   args=(--config "$TABLES_CONFIG")
   if [ "$RECREATE" = 1 ]; then args+=(--recreate); fi
-  "$VENV/bin/python" "$ROOT/scripts/create_tables.py" "${args[@]}" || die "creating the target tables failed"
+  (cd "$ROOT" && cargo run --release --quiet -- tables create "${args[@]}") || die "creating the target tables failed"
 fi
 
 status

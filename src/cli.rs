@@ -83,6 +83,28 @@ pub enum Command {
         #[arg(long, requires = "yes")]
         even_backups: bool,
     },
+    /// The target tables, from the entities' definitions (docs/tables.md).
+    Tables {
+        #[command(subcommand)]
+        action: TablesCommand,
+    },
+}
+
+/// `migrate tables …`.
+#[derive(Debug, Subcommand)]
+pub enum TablesCommand {
+    /// Create the configured tables (all entities', or those named with
+    /// --entity) with their keys and indexes, and wait until they are ACTIVE.
+    /// A table that exists with the declared keys and indexes is left as it
+    /// is; one with other keys or indexes stops the command (exit 2).
+    Create {
+        /// Delete each table first and create it empty (local endpoint only).
+        #[arg(long)]
+        recreate: bool,
+        /// Seconds to wait for a table and its indexes to become ACTIVE.
+        #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+        timeout: u64,
+    },
 }
 
 fn entity_parser() -> PossibleValuesParser {

@@ -76,7 +76,23 @@ pub struct TargetConfig {
     pub profile: Option<String>,
     /// Table name per entity, from the `<entity>Table` keys.
     pub tables: BTreeMap<String, String>,
+    /// How `migrate tables create` bills new tables (`billingMode`,
+    /// `readCapacityUnits`, `writeCapacityUnits`).
+    pub billing: Billing,
 }
+
+/// The capacity mode of the tables `migrate tables create` creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Billing {
+    /// On-demand (`PAY_PER_REQUEST`), the default.
+    #[default]
+    PayPerRequest,
+    /// Provisioned read and write units, for the table and each index.
+    Provisioned { read: i64, write: i64 },
+}
+
+/// DynamoDB's default per-table quota of read and of write capacity units.
+pub const MAX_CAPACITY_UNITS: i64 = 40_000;
 
 impl TargetConfig {
     /// The table configured for `entity`, or a configuration error naming the key.
@@ -179,7 +195,7 @@ pub struct Config {
 #[serde(rename_all = "camelCase")]
 struct RawConfig {
     source: RawSource,
-    target: BTreeMap<String, String>,
+    target: BTreeMap<String, Value>,
     #[serde(default)]
     migration: RawMigration,
 }
@@ -286,18 +302,25 @@ impl Config {
         let mut region = String::new();
         let mut endpoint = None;
         let mut profile = None;
+        let (mut mode, mut read, mut write) = (None, None, None);
         for (key, value) in raw.target {
+            // The schema checked every type; the string and integer keys are these.
+            let text = value.as_str().map(str::to_string).unwrap_or_default();
             match key.as_str() {
-                "region" => region = value,
-                "endpoint" => endpoint = Some(value),
-                "profile" => profile = Some(value),
+                "region" => region = text,
+                "endpoint" => endpoint = Some(text),
+                "profile" => profile = Some(text),
+                "billingMode" => mode = Some(text),
+                "readCapacityUnits" => read = value.as_i64(),
+                "writeCapacityUnits" => write = value.as_i64(),
                 _ => {
                     if let Some(entity) = key.strip_suffix("Table") {
-                        tables.insert(entity.to_string(), value);
+                        tables.insert(entity.to_string(), text);
                     }
                 }
             }
         }
+        let billing = billing(mode.as_deref(), read, write)?;
         Ok(Config {
             path: path.to_path_buf(),
             source: SourceConfig {
@@ -316,6 +339,7 @@ impl Config {
                 endpoint,
                 profile,
                 tables,
+                billing,
             },
             migration: MigrationConfig {
                 batch_size,
@@ -340,6 +364,41 @@ impl Config {
                 data_dir: m.data_dir,
             },
         })
+    }
+}
+
+/// The billing of new tables from `target.billingMode` and the units.
+fn billing(
+    mode: Option<&str>,
+    read: Option<i64>,
+    write: Option<i64>,
+) -> std::result::Result<Billing, String> {
+    match mode.unwrap_or("PAY_PER_REQUEST") {
+        "PROVISIONED" => {
+            let units = |v: Option<i64>, key: &str| match v {
+                None => Err(format!(
+                    "/target/{key}: required when /target/billingMode is PROVISIONED"
+                )),
+                Some(n) if !(1..=MAX_CAPACITY_UNITS).contains(&n) => Err(format!(
+                    "/target/{key}: {n} is outside 1..={MAX_CAPACITY_UNITS} (DynamoDB's default per-table quota)"
+                )),
+                Some(n) => Ok(n),
+            };
+            Ok(Billing::Provisioned {
+                read: units(read, "readCapacityUnits")?,
+                write: units(write, "writeCapacityUnits")?,
+            })
+        }
+        "PAY_PER_REQUEST" => match (read, write) {
+            (None, None) => Ok(Billing::PayPerRequest),
+            _ => Err(
+                "/target: readCapacityUnits and writeCapacityUnits go only with \"billingMode\": \"PROVISIONED\" (on-demand tables have no provisioned units)"
+                    .into(),
+            ),
+        },
+        other => Err(format!(
+            "/target/billingMode: {other:?} is neither PAY_PER_REQUEST nor PROVISIONED"
+        )),
     }
 }
 
@@ -518,6 +577,52 @@ mod tests {
         let msg = load(&text).unwrap_err().to_string();
         assert!(msg.contains("/source/password"), "{msg}");
         assert!(!msg.contains("12345"), "{msg}");
+    }
+
+    #[test]
+    fn billing_defaults_to_on_demand_and_takes_provisioned_units() {
+        assert_eq!(load(GOOD).unwrap().target.billing, Billing::PayPerRequest);
+        let prov = GOOD.replace(
+            "\"region\": \"us-east-1\",",
+            "\"region\": \"us-east-1\", \"billingMode\": \"PROVISIONED\", \"readCapacityUnits\": 5, \"writeCapacityUnits\": 40000,",
+        );
+        assert_eq!(
+            load(&prov).unwrap().target.billing,
+            Billing::Provisioned {
+                read: 5,
+                write: 40_000
+            }
+        );
+    }
+
+    #[test]
+    fn billing_beyond_limits_or_inconsistent_is_refused() {
+        let with = |extra: &str| {
+            let text = GOOD.replace(
+                "\"region\": \"us-east-1\",",
+                &format!("\"region\": \"us-east-1\", {extra}"),
+            );
+            let err = load(&text).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            err.to_string()
+        };
+        let msg = with(
+            r#""billingMode": "PROVISIONED", "readCapacityUnits": 5, "writeCapacityUnits": 40001,"#,
+        );
+        assert!(msg.contains("/target/writeCapacityUnits"), "{msg}");
+        let msg = with(
+            r#""billingMode": "PROVISIONED", "readCapacityUnits": 0, "writeCapacityUnits": 5,"#,
+        );
+        assert!(msg.contains("/target/readCapacityUnits"), "{msg}");
+        let msg = with(r#""billingMode": "PROVISIONED", "readCapacityUnits": 5,"#);
+        assert!(
+            msg.contains("/target/writeCapacityUnits: required"),
+            "{msg}"
+        );
+        let msg = with(r#""writeCapacityUnits": 5,"#);
+        assert!(msg.contains("only with"), "{msg}");
+        let msg = with(r#""billingMode": "ON_DEMAND","#);
+        assert!(msg.contains("/target/billingMode"), "{msg}");
     }
 
     #[test]

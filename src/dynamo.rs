@@ -81,7 +81,8 @@ pub async fn client(target: &TargetConfig, migration: &MigrationConfig) -> Clien
     Client::new(&shared)
 }
 
-fn is_loopback(endpoint: &str) -> bool {
+/// Whether the endpoint URL is on this machine (localhost, 127.x, [::1]).
+pub fn is_loopback(endpoint: &str) -> bool {
     let host = endpoint
         .split("://")
         .nth(1)

@@ -39,6 +39,11 @@ pub enum Error {
     #[error("DynamoDB: {0}")]
     Target(String),
 
+    /// A table exists with another key schema or other indexes than the
+    /// entities declare (exit 2: nothing was created or changed).
+    #[error("{0}")]
+    TableMismatch(String),
+
     /// The checkpoint is missing, corrupt, or forbids what was asked.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
@@ -66,7 +71,10 @@ impl Error {
     /// configuration, 1 for everything that failed while running).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Config { .. } | Error::Preflight(_) => 2,
+            Error::Usage(_)
+            | Error::Config { .. }
+            | Error::Preflight(_)
+            | Error::TableMismatch(_) => 2,
             _ => 1,
         }
     }

@@ -13,7 +13,9 @@
 //!   borrowed JSON lines, checked in place by the compiled schemas.
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
-//!   [`backup`]: backups and rollback; [`pitr`]: point-in-time recovery.
+//!   [`backup`]: backups and rollback; [`pitr`]: point-in-time recovery;
+//!   [`tables`]: the target tables from the entities' definitions
+//!   (`migrate tables create`).
 //! - [`report`], [`progress`], [`logging`]: what the operator sees.
 
 pub mod artifact;
@@ -37,5 +39,6 @@ pub mod report;
 pub mod runner;
 pub mod source;
 pub mod status;
+pub mod tables;
 
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use migrate::checkpoint::Phase;
-use migrate::cli::{Cli, Command};
+use migrate::cli::{Cli, Command, TablesCommand};
 use migrate::config::Config;
 use migrate::runner::{self, Request};
 use migrate::{Error, progress::Progress};
@@ -54,6 +54,23 @@ fn report_error(message: &str) {
 static LOG_GUARD: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> =
     std::sync::Mutex::new(None);
 
+/// `migrate tables create`: a setup command, so it logs to the console only
+/// and leaves the data directory alone.
+async fn tables_create(cli: &Cli, recreate: bool, timeout: u64) -> Result<ExitCode, Error> {
+    let config = Config::load(&cli.common.config)?;
+    let guard = migrate::logging::init(None, cli.common.verbose, cli.common.quiet, None)?;
+    *LOG_GUARD.lock().expect("log guard") = guard;
+    let entities = runner::resolve_entities(&cli.entities)?;
+    let options = migrate::tables::CreateOptions {
+        recreate,
+        timeout: std::time::Duration::from_secs(timeout),
+    };
+    for outcome in migrate::tables::create_command(&config, &entities, options).await? {
+        println!("{outcome}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let common = &cli.common;
     let data_dir_flag = common.data_dir.clone();
@@ -61,6 +78,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         let dir = data_dir_flag.unwrap_or_else(|| PathBuf::from("data"));
         print!("{}", migrate::status::render(&dir)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Tables {
+        action: TablesCommand::Create { recreate, timeout },
+    }) = cli.command
+    {
+        return tables_create(&cli, recreate, timeout).await;
     }
     let rollback = match cli.command {
         Some(Command::Rollback { yes }) => Some(yes),

@@ -1,7 +1,7 @@
 //! Buyers: `msg_anag` rows of kind 2 (company) and 3 (private person).
 
 use super::party::{PARTY_COLUMNS, PartyKind, map_party};
-use super::{Entity, MapContext, Row, Severity, Transformed, UniqueAttribute};
+use super::{Entity, MapContext, Row, Severity, TableDef, Transformed, UniqueAttribute};
 
 /// The buyers entity.
 pub struct Buyers;
@@ -18,6 +18,9 @@ impl Entity for Buyers {
     }
     fn schema(&self) -> &'static str {
         include_str!("../../entities/buyers.schema.json")
+    }
+    fn table(&self) -> &'static TableDef {
+        &TableDef::PK_SK_ONLY
     }
     fn extract_query(&self, schema: &str) -> String {
         format!(

@@ -2,10 +2,11 @@
 //!
 //! An entity supplies small pure pieces: its extract query, row → item mapping
 //! (with the rule findings that need the legacy values), its key prefix, its
-//! JSON Schema, the references it holds to other entities and the attributes
-//! that should be unique. The runner does everything else, and knows no entity
-//! by name. To add an entity: one module here, one schema in `entities/`, one
-//! line in [`registry`].
+//! JSON Schema, its table's key schema and indexes ([`TableDef`]), the
+//! references it holds to other entities and the attributes that should be
+//! unique. The runner does everything else, and knows no entity by name. To
+//! add an entity: one module here, one schema in `entities/`, one line in
+//! [`registry`].
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,9 @@ pub mod buyers;
 mod party;
 pub mod producers;
 pub mod sales;
+pub mod table;
+
+pub use table::TableDef;
 
 /// Every entity `migrate` knows, in dependency order. Add new ones here.
 pub fn registry() -> &'static [&'static dyn Entity] {
@@ -161,6 +165,10 @@ pub trait Entity: Send + Sync + 'static {
     fn id_attribute(&self) -> &'static str;
     /// The JSON Schema items must satisfy (`entities/<name>.schema.json`).
     fn schema(&self) -> &'static str;
+    /// The key schema and indexes of the entity's table; `migrate tables
+    /// create` creates the table from it (docs/tables.md). Entities sharing
+    /// one table get the union of their indexes.
+    fn table(&self) -> &'static TableDef;
     /// A SELECT of the rows to migrate in `schema`, ordered by legacy id.
     fn extract_query(&self, schema: &str) -> String;
     /// An integer column of the extract query that orders its rows (the
@@ -323,6 +331,17 @@ mod tests {
         for e in registry() {
             let schema: Value = serde_json::from_str(e.schema()).unwrap();
             jsonschema::validator_for(&schema).unwrap();
+        }
+    }
+
+    #[test]
+    fn every_table_is_keyed_by_pk_and_sk() {
+        // The load, rollback and verify address items by PK and SK.
+        for e in registry() {
+            assert_eq!(e.table().key, table::PK_SK, "{}", e.name());
+            for index in e.table().indexes {
+                assert!(!index.name.is_empty(), "{}", e.name());
+            }
         }
     }
 

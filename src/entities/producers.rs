@@ -1,7 +1,7 @@
 //! Producers: `msg_anag` rows of kind 1.
 
 use super::party::{PARTY_COLUMNS, PartyKind, map_party};
-use super::{Entity, MapContext, Row, Severity, Transformed, UniqueAttribute};
+use super::{Entity, MapContext, Row, Severity, TableDef, Transformed, UniqueAttribute};
 
 /// The producers entity.
 pub struct Producers;
@@ -18,6 +18,9 @@ impl Entity for Producers {
     }
     fn schema(&self) -> &'static str {
         include_str!("../../entities/producers.schema.json")
+    }
+    fn table(&self) -> &'static TableDef {
+        &TableDef::PK_SK_ONLY
     }
     fn extract_query(&self, schema: &str) -> String {
         format!(

@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use super::table::{Index, Key, PK_SK, Projection, TableDef};
 use super::{Entity, Finding, MapContext, Reference, Row, Transformed, audit_times, item, n, s};
 use crate::mapping;
 
@@ -11,6 +12,30 @@ pub struct Sales;
 
 /// Largest allowed gap between the stored total and the computed one.
 const TOTAL_TOLERANCE: Decimal = Decimal::from_parts(5, 0, 0, false, 2); // 0.05
+
+/// The sales table: PK/SK, plus a sale's buyer and producer as the keys of
+/// GSI1 and GSI2 (the sales of a buyer or of a producer, by date).
+pub const TABLE: TableDef = TableDef {
+    key: PK_SK,
+    indexes: &[
+        Index {
+            name: "GSI1",
+            key: Key {
+                hash: super::table::s("GSI1PK"),
+                range: Some(super::table::s("GSI1SK")),
+            },
+            projection: Projection::All,
+        },
+        Index {
+            name: "GSI2",
+            key: Key {
+                hash: super::table::s("GSI2PK"),
+                range: Some(super::table::s("GSI2SK")),
+            },
+            projection: Projection::All,
+        },
+    ],
+};
 
 /// Legacy status spellings (trimmed, lower-cased) and their target value.
 pub const STATUS_MAP: &[(&str, &str)] = &[
@@ -62,6 +87,9 @@ impl Entity for Sales {
     }
     fn schema(&self) -> &'static str {
         include_str!("../../entities/sales.schema.json")
+    }
+    fn table(&self) -> &'static TableDef {
+        &TABLE
     }
     fn extract_query(&self, schema: &str) -> String {
         format!(

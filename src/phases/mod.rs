@@ -1,6 +1,7 @@
 //! One module per phase. Each reads its input artifact (verified against its
 //! manifest), streams records through, and fills in the checkpoint step.
 
+pub mod estimate;
 pub mod extract;
 pub mod load;
 pub mod plan;

@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value, json};
 
 /// The PostgreSQL server tests use (`MIGRATE_TEST_PG`, libpq key=value).
@@ -47,8 +44,17 @@ pub struct Env {
 }
 
 impl Env {
-    /// A fresh, empty database with the S9 schema, fresh tables, a fresh data dir.
+    /// A fresh, empty database with the S9 schema, fresh tables (made by
+    /// `migrate tables create`, as a user makes them), a fresh data dir.
     pub fn new(tag: &str) -> Env {
+        let env = Env::without_tables(tag);
+        env.create_tables();
+        env
+    }
+
+    /// Like [`Env::new`], but the tables are only named (in the config), not
+    /// created; they are still deleted at the end if the test creates them.
+    pub fn without_tables(tag: &str) -> Env {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let name = format!("{tag}_{suffix}");
         let db = format!("mt_{name}");
@@ -76,10 +82,19 @@ impl Env {
         };
         env.psql("postgres", &format!("CREATE DATABASE \"{}\"", env.db));
         env.sql(include_str!("s9_schema.sql"));
-        for t in env.tables.values() {
-            env.create_table(t);
-        }
+        env.config(json!({}));
         env
+    }
+
+    /// `migrate tables create --quiet` with this env's current config
+    /// (written by [`Env::new`]; a test's own `config()` replaces it).
+    pub fn create_tables(&self) {
+        let out = self.migrate(&["tables", "create", "--quiet"]);
+        assert!(
+            out.status.success(),
+            "migrate tables create: {}",
+            text(&out)
+        );
     }
 
     /// Fills the database with the sample generator (replacing it).
@@ -186,36 +201,6 @@ impl Env {
 
     pub fn table(&self, entity: &str) -> &str {
         &self.tables[entity]
-    }
-
-    fn create_table(&self, name: &str) {
-        self.rt.block_on(async {
-            let attr = |n: &str| {
-                AttributeDefinition::builder()
-                    .attribute_name(n)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap()
-            };
-            let key = |n: &str, t: KeyType| {
-                KeySchemaElement::builder()
-                    .attribute_name(n)
-                    .key_type(t)
-                    .build()
-                    .unwrap()
-            };
-            self.client
-                .create_table()
-                .table_name(name)
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(attr("PK"))
-                .attribute_definitions(attr("SK"))
-                .key_schema(key("PK", KeyType::Hash))
-                .key_schema(key("SK", KeyType::Range))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
-        });
     }
 
     /// Every item of a table as JSON (numbers exact), keyed by PK.
