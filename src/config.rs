@@ -480,7 +480,10 @@ mod tests {
             load(GOOD).unwrap().migration.extract_format,
             ExtractFormat::Binary
         );
-        let json = GOOD.replace("\"batchSize\": 25", "\"batchSize\": 25, \"extractFormat\": \"json\"");
+        let json = GOOD.replace(
+            "\"batchSize\": 25",
+            "\"batchSize\": 25, \"extractFormat\": \"json\"",
+        );
         assert_eq!(
             load(&json).unwrap().migration.extract_format,
             ExtractFormat::Json

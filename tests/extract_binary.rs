@@ -242,12 +242,11 @@ fn binary_decoder_equals_row_to_json_on_random_values_of_every_type() {
         .get("password")
         .cloned()
         .unwrap_or_default();
-    let config = migrate::config::Config::from_str(
-        &path,
-        &std::fs::read_to_string(&path).unwrap(),
-        &|_| Some(password.clone()),
-    )
-    .unwrap();
+    let config =
+        migrate::config::Config::from_str(&path, &std::fs::read_to_string(&path).unwrap(), &|_| {
+            Some(password.clone())
+        })
+        .unwrap();
     let query = "SELECT id, i2, i4, i8, b, n, ts, d, t, vc, bp, nm, u, \
                  ts AS \"time \"\"stamp\"\"\", t AS \"ключ\" FROM fuzz ORDER BY id";
     let (json, binary) = env.rt.block_on(async {

@@ -342,7 +342,11 @@ mod tests {
             r#"{"id":1,"na\"me":"","ok":false}"#,
         ];
         for chunk in [1, 2, 3, 7, 19, 20, 64, bytes.len()] {
-            assert_eq!(decode(&plan(), &bytes, chunk).unwrap(), want, "chunk {chunk}");
+            assert_eq!(
+                decode(&plan(), &bytes, chunk).unwrap(),
+                want,
+                "chunk {chunk}"
+            );
         }
     }
 

@@ -166,7 +166,7 @@ pub fn numeric(data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     }
     let digits = &data[8..];
     let ndigits = i32::from(ndigits);
-    let mut digit = |d: i32| -> Result<u16, String> {
+    let digit = |d: i32| -> Result<u16, String> {
         if d < 0 || d >= ndigits {
             return Ok(0);
         }
