@@ -224,7 +224,7 @@ SELECT g AS id,
        CASE WHEN random() < 0.05 THEN NULL WHEN random() < 0.02 THEN 'infinity'::date
             WHEN random() < 0.02 THEN '-infinity'::date
             ELSE date '2000-01-01' + floor((random() - 0.5) * 2400000)::int END AS d,
-       CASE WHEN random() < 0.1 THEN NULL ELSE rnd_text(g % 40) END AS t,
+       CASE WHEN random() < 0.1 THEN NULL ELSE rnd_text(g % 40) END AS tx,
        CASE WHEN random() < 0.1 THEN NULL ELSE rnd_text(g % 9)::varchar(20) END AS vc,
        CASE WHEN random() < 0.1 THEN NULL ELSE rnd_text(g % 4)::char(5) END AS bp,
        rnd_text(g % 12)::name AS nm,
@@ -247,8 +247,8 @@ fn binary_decoder_equals_row_to_json_on_random_values_of_every_type() {
             Some(password.clone())
         })
         .unwrap();
-    let query = "SELECT id, i2, i4, i8, b, n, ts, d, t, vc, bp, nm, u, \
-                 ts AS \"time \"\"stamp\"\"\", t AS \"ключ\" FROM fuzz ORDER BY id";
+    let query = "SELECT id, i2, i4, i8, b, n, ts, d, tx, vc, bp, nm, u, \
+                 ts AS \"time \"\"stamp\"\"\", tx AS \"ключ\" FROM fuzz ORDER BY id";
     let (json, binary) = env.rt.block_on(async {
         let client = source::connect(&config.source).await.unwrap();
         let snapshot = Snapshot::begin(client).await.unwrap();
