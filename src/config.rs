@@ -134,6 +134,19 @@ pub enum PitrMode {
     Enable,
 }
 
+/// How extract gets each row's JSON line from PostgreSQL (docs/extract.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ExtractFormat {
+    /// `COPY … (FORMAT binary)`, rendered by `migrate` into the very line
+    /// `row_to_json` writes (the default: the source server only sends).
+    Binary,
+    /// PostgreSQL renders each row with `row_to_json` (for sources where a
+    /// binary COPY is not allowed; also the fallback for a column type the
+    /// binary decoder does not know).
+    Json,
+}
+
 #[derive(Debug, Clone)]
 pub struct MigrationConfig {
     pub batch_size: usize,
@@ -149,6 +162,7 @@ pub struct MigrationConfig {
     pub dry_run: bool,
     pub scan_segments: u32,
     pub extract_connections: usize,
+    pub extract_format: ExtractFormat,
     pub verify_method: VerifyMethod,
     pub point_in_time_recovery: PitrMode,
     pub request_timeout: Duration,
@@ -172,6 +186,7 @@ impl Default for MigrationConfig {
             dry_run: false,
             scan_segments: 4,
             extract_connections: 2,
+            extract_format: ExtractFormat::Binary,
             verify_method: VerifyMethod::Scan,
             point_in_time_recovery: PitrMode::Warn,
             request_timeout: Duration::from_secs(30),
@@ -231,6 +246,7 @@ struct RawMigration {
     dry_run: Option<bool>,
     scan_segments: Option<u32>,
     extract_connections: Option<usize>,
+    extract_format: Option<ExtractFormat>,
     verify_method: Option<VerifyMethod>,
     point_in_time_recovery: Option<PitrMode>,
     request_timeout: Option<f64>,
@@ -355,6 +371,7 @@ impl Config {
                 dry_run: m.dry_run.unwrap_or(d.dry_run),
                 scan_segments: m.scan_segments.unwrap_or(d.scan_segments),
                 extract_connections: m.extract_connections.unwrap_or(d.extract_connections),
+                extract_format: m.extract_format.unwrap_or(d.extract_format),
                 verify_method: m.verify_method.unwrap_or(d.verify_method),
                 point_in_time_recovery: m
                     .point_in_time_recovery
@@ -533,6 +550,26 @@ mod tests {
         assert_eq!(c.migration.batch_size, 25);
         assert_eq!(c.source.ssl, SslMode::Disable);
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn extract_format_defaults_to_binary() {
+        assert_eq!(
+            load(GOOD).unwrap().migration.extract_format,
+            ExtractFormat::Binary
+        );
+        let json = GOOD.replace(
+            "\"batchSize\": 25",
+            "\"batchSize\": 25, \"extractFormat\": \"json\"",
+        );
+        assert_eq!(
+            load(&json).unwrap().migration.extract_format,
+            ExtractFormat::Json
+        );
+        let err = load(&json.replace("\"json\"", "\"csv\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/migration/extractFormat"), "{err}");
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Extract: every entity of the command from one read-only, repeatable-read
 //! snapshot of PostgreSQL, streamed with COPY into `data/extracted/`.
 //!
+//! Each row becomes the JSON line `row_to_json` writes: by default `migrate`
+//! renders it from `COPY … (FORMAT binary)` (the source server only reads
+//! and sends); with `extractFormat: "json"`, or when a column's type has no
+//! binary decoder (a warning names it), PostgreSQL renders it
+//! (docs/extract.md). The artifact is the same either way.
+//!
 //! The snapshot is exported and joined by `extractConnections − 1` more
 //! connections: an entity that names a split column is read as that many
-//! key ranges at once (PostgreSQL renders `row_to_json` on as many cores),
-//! the first range straight into the artifact, the others into spill files
-//! appended in order afterwards, so the artifact is byte for byte what one
-//! connection would have written.
+//! key ranges at once, the first range straight into the artifact, the
+//! others into spill files appended in order afterwards, so the artifact is
+//! byte for byte what one connection would have written.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use futures_util::future::try_join_all;
 
 use crate::artifact::{ArtifactWriter, create_private_file};
 use crate::checkpoint::{Checkpoint, Phase, State, Step};
+use crate::config::ExtractFormat;
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::runner::Ctx;
@@ -70,6 +76,29 @@ async fn extract_one(
 ) -> Result<()> {
     let query = entity.extract_query(&ctx.config.source.schema);
     let estimate = snapshots[0].estimate(&query).await?;
+    // The binary path's plan comes from the query's own description; the
+    // range queries below select the same columns.
+    let plan = match ctx.config.migration.extract_format {
+        ExtractFormat::Json => None,
+        ExtractFormat::Binary => match snapshots[0].row_plan(&query).await? {
+            Ok(plan) => Some(plan),
+            Err(u) => {
+                tracing::warn!(
+                    column = %u.column, r#type = %u.type_name,
+                    "{}: column {} is of type {}, which the binary extract cannot decode; \
+                     PostgreSQL renders this entity with row_to_json (extractFormat \"json\")",
+                    entity.name(), u.column, u.type_name
+                );
+                None
+            }
+        },
+    };
+    let plan = plan.as_ref();
+    tracing::info!(
+        format = if plan.is_some() { "binary" } else { "json" },
+        "extracting {}",
+        entity.name()
+    );
     let bar = ctx.progress.bar(entity.name(), "extract", Some(estimate));
     let path = ctx.artifact(Phase::Extract, entity.name());
     let queries = match entity.split_column() {
@@ -104,23 +133,36 @@ async fn extract_one(
             try_join_all(queries.iter().zip(snapshots).zip(sinks).map(
                 |((q, snapshot), mut sink)| {
                     let bar = &bar;
+                    let after_chunk = move |rows: u64| {
+                        if ctx.cancelled() {
+                            return Err(Error::Interrupted(
+                                "extract stopped; nothing was kept".into(),
+                            ));
+                        }
+                        bar.inc(rows);
+                        Ok(())
+                    };
                     async move {
-                        snapshot
-                            .copy_json(q, |chunk| {
-                                if ctx.cancelled() {
-                                    return Err(Error::Interrupted(
-                                        "extract stopped; nothing was kept".into(),
-                                    ));
-                                }
-                                let mut rows = 0;
-                                for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                                    sink(line)?;
-                                    rows += 1;
-                                }
-                                bar.inc(rows);
-                                Ok(())
-                            })
-                            .await
+                        match plan {
+                            Some(plan) => snapshot
+                                .copy_binary(q, plan, |line| sink(line), after_chunk)
+                                .await
+                                .map(drop),
+                            None => {
+                                snapshot
+                                    .copy_json(q, |chunk| {
+                                        let mut rows = 0;
+                                        for line in
+                                            chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty())
+                                        {
+                                            sink(line)?;
+                                            rows += 1;
+                                        }
+                                        after_chunk(rows)
+                                    })
+                                    .await
+                            }
+                        }
                     }
                 },
             ))
