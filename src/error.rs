@@ -54,6 +54,10 @@ pub enum Error {
     /// The operator interrupted the run (Ctrl-C); state was saved.
     #[error("interrupted: {0}")]
     Interrupted(String),
+
+    /// Another command holds the data directory (exit 2): nothing was done.
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl Error {
@@ -61,7 +65,7 @@ impl Error {
     /// configuration, 1 for everything that failed while running).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Config { .. } => 2,
+            Error::Usage(_) | Error::Config { .. } | Error::InUse(_) => 2,
             _ => 1,
         }
     }

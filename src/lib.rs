@@ -14,6 +14,7 @@
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
 //!   [`backup`]: backups and rollback.
+//! - [`lock`]: one writing command per data directory.
 //! - [`report`], [`progress`], [`logging`]: what the operator sees.
 
 pub mod artifact;
@@ -25,6 +26,7 @@ pub mod dynamo;
 pub mod entities;
 pub mod error;
 pub mod json;
+pub mod lock;
 pub mod logging;
 pub mod mapping;
 pub mod parallel;
