@@ -13,6 +13,7 @@
 //!   borrowed JSON lines, checked in place by the compiled schemas.
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
+//!   [`limits`]: what DynamoDB refuses in an item's values;
 //!   [`backup`]: backups and rollback.
 //! - [`lock`]: one writing command per data directory.
 //! - [`report`], [`progress`], [`logging`]: what the operator sees.
@@ -26,6 +27,7 @@ pub mod dynamo;
 pub mod entities;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod lock;
 pub mod logging;
 pub mod mapping;
