@@ -1,7 +1,9 @@
 //! Nothing lost, nothing blocked by one bad record (docs/safety.md), against
 //! real PostgreSQL and a real DynamoDB API: a batch DynamoDB refuses for one
 //! item's sake is split until that item alone fails; with continueOnError
-//! false the refused batch is never confirmed, so `--resume` tries it again.
+//! false the refused batch is never confirmed, so `--resume` tries it again;
+//! a panic while mapping a record fails the phase and keeps nothing, instead
+//! of cutting the artifact short.
 //!
 //! Expectations come from the validated artifacts and the fault proxy's own
 //! counters, never from the code under test.
@@ -179,4 +181,53 @@ fn a_refused_item_is_isolated_and_the_rest_is_written() {
     let failed = std::fs::read_to_string(env.data_dir().join("reports/failed/producers.jsonl"))
         .unwrap_or_default();
     assert!(failed.is_empty(), "nothing left failed: {failed}");
+}
+
+#[test]
+fn a_worker_panic_fails_the_phase_and_keeps_nothing() {
+    let env = Env::new("panic");
+    env.generate(3000, 10, 10, 22);
+    env.config(json!({}));
+    let out = env.migrate(&["--phase", "extract", "--entity", "buyers", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let extracted = env.jsonl("extracted/buyers.jsonl").len();
+    assert!(
+        extracted > 2100,
+        "more than two chunks of lines: {extracted}"
+    );
+
+    // A panic in the middle of the input (the second of three chunks).
+    let out = env
+        .migrate_cmd(&["--phase", "transform", "--entity", "buyers", "--quiet"])
+        .env("MIGRATE_TEST_PANIC_AT", "buyers:1500")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("transform of buyers") && err.contains("line 1500"),
+        "names the entity and the record: {}",
+        text(&out)
+    );
+    assert!(
+        !env.data_dir().join("transformed/buyers.jsonl").exists(),
+        "no transformed artifact is kept"
+    );
+    let status = String::from_utf8_lossy(&env.migrate(&["status"]).stdout).into_owned();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("buyers") && l.contains("transform") && l.contains("failed")),
+        "{status}"
+    );
+
+    // The same command without the fault: every record comes out.
+    let out = env.migrate(&["--phase", "transform", "--entity", "buyers", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let items = env.jsonl("transformed/buyers.jsonl").len();
+    let quarantined =
+        std::fs::read_to_string(env.data_dir().join("reports/quarantine/buyers.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+    assert_eq!(items + quarantined, extracted);
 }
