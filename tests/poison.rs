@@ -11,6 +11,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -230,4 +231,34 @@ fn a_worker_panic_fails_the_phase_and_keeps_nothing() {
             .map(|t| t.lines().count())
             .unwrap_or(0);
     assert_eq!(items + quarantined, extracted);
+}
+
+#[test]
+fn timeouts_are_counted_apart_from_server_errors() {
+    let env = Env::new("timeouts");
+    env.generate(60, 10, 10, 23);
+    env.config(json!({}));
+    prepare(&env, &["buyers"]);
+    let buyers = env.jsonl("validated/buyers.jsonl");
+    // Three BatchWriteItems held past the request timeout, then none.
+    let proxy = FaultProxy::start_blocking(
+        &env.endpoint,
+        Faults {
+            delay_rate: 1.0,
+            delay: Duration::from_millis(1500),
+            max_faults: Some(3),
+            ..Faults::default()
+        },
+    );
+    env.config(json!({"target": {"endpoint": proxy.endpoint},
+                      "migration": {"requestTimeout": 0.5, "retryDelay": 0.005, "concurrency": 1}}));
+    let out = env.migrate(&["--phase", "load", "--entity", "buyers", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(proxy.stats().delayed, 3);
+    assert_table_is(&env, "buyers", &buyers);
+    let report = env.report("reports/load_report.json");
+    let b = &report["entities"]["buyers"];
+    assert_eq!(b["timeouts"], 3, "{b}");
+    assert_eq!(b["serverErrors"], 0, "{b}");
+    assert_eq!(b["written"].as_u64(), Some(buyers.len() as u64), "{b}");
 }
