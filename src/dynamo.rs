@@ -188,9 +188,28 @@ pub enum Class {
     Throttled,
     /// 5xx, timeouts, dropped connections.
     Transient,
-    /// Validation errors, missing tables, access denied: stop.
+    /// The request was refused for the sake of an item in it
+    /// (`ValidationException`: a number out of range, an item too large, a
+    /// key of the wrong type): sending it again fails again, but the other
+    /// items of a batch can be written without it.
+    Refused,
+    /// Missing tables, access denied, bad credentials: stop.
     Terminal,
 }
+
+impl Class {
+    /// Whether the same request may succeed later.
+    pub fn retryable(self) -> bool {
+        matches!(self, Class::Throttled | Class::Transient)
+    }
+}
+
+/// Error codes DynamoDB answers a whole request with because of one of its
+/// items (the others would be written without it).
+pub const REFUSED_CODES: &[&str] = &[
+    "ValidationException",
+    "ItemCollectionSizeLimitExceededException",
+];
 
 /// Error codes DynamoDB uses for throttling.
 pub const THROTTLE_CODES: &[&str] = &[
@@ -240,6 +259,7 @@ fn status_of<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
 pub fn classify_code(code: Option<&str>, status: Option<u16>) -> Class {
     match code {
         Some(c) if THROTTLE_CODES.contains(&c) => Class::Throttled,
+        Some(c) if REFUSED_CODES.contains(&c) => Class::Refused,
         Some(
             "InternalServerError"
             | "InternalFailure"
@@ -248,6 +268,15 @@ pub fn classify_code(code: Option<&str>, status: Option<u16>) -> Class {
         ) => Class::Transient,
         _ if status.is_some_and(|s| s >= 500) => Class::Transient,
         _ => Class::Terminal,
+    }
+}
+
+/// Whether a failed attempt timed out (rather than getting a 5xx answer).
+pub fn is_timeout<E, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_timeout(),
+        _ => false,
     }
 }
 
@@ -317,20 +346,28 @@ impl RetryPolicy {
 pub struct WriteStats {
     pub requests: AtomicU64,
     pub throttled: AtomicU64,
+    /// 5xx answers and dropped connections.
     pub server_errors: AtomicU64,
+    /// Attempts that timed out (`requestTimeout`, or connecting).
+    pub timeouts: AtomicU64,
     pub unprocessed_items: AtomicU64,
+    /// Items DynamoDB refused (`ValidationException`), each isolated by
+    /// splitting its batch.
+    pub refused: AtomicU64,
     pub retries: AtomicU64,
     pub wait_ms: AtomicU64,
 }
 
 /// A snapshot of [`WriteStats`] for reports and checkpoints.
 #[derive(Debug, Default, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct WriteCounts {
     pub requests: u64,
     pub throttled: u64,
     pub server_errors: u64,
+    pub timeouts: u64,
     pub unprocessed_items: u64,
+    pub refused: u64,
     pub retries: u64,
     pub wait_ms: u64,
 }
@@ -342,7 +379,9 @@ impl WriteStats {
             requests: g(&self.requests),
             throttled: g(&self.throttled),
             server_errors: g(&self.server_errors),
+            timeouts: g(&self.timeouts),
             unprocessed_items: g(&self.unprocessed_items),
+            refused: g(&self.refused),
             retries: g(&self.retries),
             wait_ms: g(&self.wait_ms),
         }
@@ -356,7 +395,9 @@ impl std::ops::Add for WriteCounts {
             requests: self.requests + o.requests,
             throttled: self.throttled + o.throttled,
             server_errors: self.server_errors + o.server_errors,
+            timeouts: self.timeouts + o.timeouts,
             unprocessed_items: self.unprocessed_items + o.unprocessed_items,
+            refused: self.refused + o.refused,
             retries: self.retries + o.retries,
             wait_ms: self.wait_ms + o.wait_ms,
         }
@@ -413,6 +454,15 @@ impl Write {
             key: key_av(&key),
             wire,
         }
+    }
+
+    /// `PK=…, SK=…`, for messages.
+    pub fn describe_key(&self) -> String {
+        format!(
+            "PK={}, SK={}",
+            av_str(self.key.get("PK")),
+            av_str(self.key.get("SK"))
+        )
     }
 
     #[cfg(test)]
@@ -528,6 +578,22 @@ pub struct Terminal {
     pub first_index: u64,
 }
 
+/// Why [`write_batch`] gave up on a batch as a whole.
+#[derive(Debug)]
+pub enum BatchError {
+    /// The table or the account refused: stop the phase.
+    Terminal(Terminal),
+    /// DynamoDB refused the request for the sake of an item in it
+    /// ([`Class::Refused`]): the entries not written, to be split until the
+    /// item is alone (`pipeline::write_isolating`).
+    Refused {
+        /// Entries written before the refusal (earlier rounds).
+        written: u64,
+        entries: Vec<(u64, Write)>,
+        message: String,
+    },
+}
+
 fn key_matches(a: &AvItem, b: &AvItem) -> bool {
     a.get("PK") == b.get("PK") && a.get("SK") == b.get("SK")
 }
@@ -542,14 +608,14 @@ fn request_key(r: &WriteRequest) -> Option<&AvItem> {
 /// throttles, 5xx and timeouts with backoff and re-sending only the
 /// `UnprocessedItems`. A round that made progress does not count against
 /// `max_retries`. Items still unwritten after that are returned as failed;
-/// a terminal error is returned at once.
+/// a refusal or a terminal error is returned at once.
 pub async fn write_batch(
     client: &Client,
     table: &str,
     entries: Vec<(u64, Write)>,
     policy: &RetryPolicy,
     stats: &WriteStats,
-) -> std::result::Result<BatchOutcome, Terminal> {
+) -> std::result::Result<BatchOutcome, BatchError> {
     assert!(
         entries.len() <= MAX_BATCH_WRITE_ITEMS,
         "batch larger than DynamoDB allows"
@@ -607,11 +673,21 @@ pub async fn write_batch(
             Err(err) => {
                 match classify(&err) {
                     Class::Throttled => stats.throttled.fetch_add(1, Ordering::Relaxed),
+                    Class::Transient if is_timeout(&err) => {
+                        stats.timeouts.fetch_add(1, Ordering::Relaxed)
+                    }
                     Class::Transient => stats.server_errors.fetch_add(1, Ordering::Relaxed),
+                    Class::Refused => {
+                        return Err(BatchError::Refused {
+                            written: outcome.written,
+                            entries: pending,
+                            message: describe(&err),
+                        });
+                    }
                     Class::Terminal => {
                         let (index, w) = &pending[0];
                         let key = &w.key;
-                        return Err(Terminal {
+                        return Err(BatchError::Terminal(Terminal {
                             message: format!(
                                 "table {table}: {} (first item of the batch: PK={}, SK={})",
                                 describe(&err),
@@ -619,7 +695,7 @@ pub async fn write_batch(
                                 av_str(key.get("SK"))
                             ),
                             first_index: *index,
-                        });
+                        }));
                     }
                 };
                 attempt += 1;
@@ -705,7 +781,7 @@ where
             Ok(v) => return Ok(v),
             Err(failed) => {
                 attempt += 1;
-                if failed.class == Class::Terminal || attempt > policy.max_retries {
+                if !failed.class.retryable() || attempt > policy.max_retries {
                     return Err(Error::Target(format!("{what}: {}", failed.message)));
                 }
                 tokio::time::sleep(policy.delay(attempt, &mut rng)).await;
@@ -1073,8 +1149,9 @@ mod tests {
         assert_eq!(classify_code(None, Some(503)), Class::Transient);
         assert_eq!(
             classify_code(Some("ValidationException"), Some(400)),
-            Class::Terminal
+            Class::Refused
         );
+        assert!(!Class::Refused.retryable());
         assert_eq!(
             classify_code(Some("ResourceNotFoundException"), Some(400)),
             Class::Terminal

@@ -64,6 +64,10 @@ pub enum Error {
     /// The operator interrupted the run (Ctrl-C); state was saved.
     #[error("interrupted: {0}")]
     Interrupted(String),
+
+    /// Another command holds the data directory (exit 2): nothing was done.
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl Error {
@@ -74,7 +78,8 @@ impl Error {
             Error::Usage(_)
             | Error::Config { .. }
             | Error::Preflight(_)
-            | Error::TableMismatch(_) => 2,
+            | Error::TableMismatch(_)
+            | Error::InUse(_) => 2,
             _ => 1,
         }
     }

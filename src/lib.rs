@@ -13,9 +13,11 @@
 //!   borrowed JSON lines, checked in place by the compiled schemas.
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
+//!   [`limits`]: what DynamoDB refuses in an item's values;
 //!   [`backup`]: backups and rollback; [`pitr`]: point-in-time recovery;
 //!   [`tables`]: the target tables from the entities' definitions
 //!   (`migrate tables create`).
+//! - [`lock`]: one writing command per data directory.
 //! - [`report`], [`progress`], [`logging`]: what the operator sees.
 
 pub mod artifact;
@@ -27,6 +29,8 @@ pub mod dynamo;
 pub mod entities;
 pub mod error;
 pub mod json;
+pub mod limits;
+pub mod lock;
 pub mod logging;
 pub mod mapping;
 pub mod parallel;

@@ -75,7 +75,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let common = &cli.common;
     let data_dir_flag = common.data_dir.clone();
     if let Some(Command::Status) = cli.command {
-        let dir = data_dir_flag.unwrap_or_else(|| PathBuf::from("data"));
+        // Read-only: takes no lock, so it works while another command runs.
+        let dir = data_dir_flag
+            .or_else(|| configured_data_dir(&common.config))
+            .unwrap_or_else(|| PathBuf::from("data"));
         print!("{}", migrate::status::render(&dir)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -114,6 +117,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let data_dir = data_dir_flag
         .or_else(|| config.migration.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("data"));
+    // Absolute, so every path recorded in the checkpoint and the reports
+    // means the same whatever directory a later command runs from.
+    let data_dir = std::path::absolute(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
+    // Every other command writes: one at a time per data directory, before
+    // anything (the log included) is written there (docs/safety.md).
+    let lock = migrate::lock::writer(&data_dir)?;
     let progress = Progress::new(common.quiet);
     let guard = migrate::logging::init(
         Some(&data_dir),
@@ -122,6 +131,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         progress.multi().cloned(),
     )?;
     *LOG_GUARD.lock().expect("log guard") = guard;
+    for path in &lock.tidied().removed {
+        tracing::info!("removed {}, left by an interrupted command", path.display());
+    }
+    for path in &lock.tidied().tightened {
+        tracing::info!("made {} private (0700)", path.display());
+    }
 
     if let Some(request) = purge {
         let command = std::env::args().collect::<Vec<_>>().join(" ");
@@ -155,12 +170,21 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             return Err(Error::Usage("rollback takes exactly one --entity".into()));
         };
         let entity = migrate::entities::find(entity).expect("clap checked the name");
-        let report =
-            migrate::backup::rollback_command(config, data_dir, progress, cancel, entity, yes)
-                .await?;
+        let report = migrate::backup::rollback_command(
+            config,
+            data_dir.clone(),
+            progress,
+            cancel,
+            entity,
+            yes,
+        )
+        .await?;
         println!(
-            "rolled back {}: {} items deleted, {} restored (report: data/reports/rollback_report.json)",
-            report.table, report.deleted, report.restored
+            "rolled back {}: {} items deleted, {} restored (report: {})",
+            report.table,
+            report.deleted,
+            report.restored,
+            data_dir.join("reports/rollback_report.json").display()
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -193,4 +217,15 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Ok(ExitCode::from(1))
     }
+}
+
+/// `migration.dataDir` of the configuration file, read leniently (status
+/// needs no credentials): `None` when the file is missing or does not say.
+fn configured_data_dir(config: &std::path::Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value
+        .pointer("/migration/dataDir")?
+        .as_str()
+        .map(PathBuf::from)
 }

@@ -2,8 +2,14 @@
 //! cuts the file into chunks of lines, worker threads map each chunk, and the
 //! caller receives the results chunk by chunk in file order. Memory is
 //! bounded by the number of chunks in flight, never by the artifact's size.
+//!
+//! Nothing is lost quietly: a panic while mapping a line fails the whole map
+//! with an error naming the line, and a map that delivered fewer chunks than
+//! were read fails too (docs/safety.md, "No silent truncation").
 
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +18,37 @@ use crate::error::{Error, Result};
 
 /// A chunk of lines: its sequence number, first line number, and lines.
 type Job = (u64, u64, Vec<String>);
+
+/// Test hook (docs/safety.md): `MIGRATE_TEST_PANIC_AT=<entity>:<line>` makes
+/// the worker mapping that line of an artifact named `<entity>.jsonl` panic,
+/// as a bug in a mapping would. Unset, it costs one lookup per map.
+pub const PANIC_HOOK_VAR: &str = "MIGRATE_TEST_PANIC_AT";
+
+/// The line of `path` the test hook asks to panic at, if any.
+fn panic_hook(path: &Path) -> Option<u64> {
+    let value = std::env::var(PANIC_HOOK_VAR).ok()?;
+    let (entity, line) = value.rsplit_once(':')?;
+    let stem = path.file_name()?.to_str()?.strip_suffix(".jsonl")?;
+    (stem == entity).then(|| line.parse().ok())?
+}
+
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// Names the entity and phase in an error of [`map_lines`] (a lost line or
+/// a panic), which knows only the artifact.
+pub fn in_step(e: Error, phase: &str, entity: &str) -> Error {
+    match e {
+        Error::Incomplete(m) => Error::Incomplete(format!("{phase} of {entity}: {m}")),
+        other => other,
+    }
+}
 
 /// Lines per chunk handed to a worker.
 const CHUNK_LINES: usize = 1024;
@@ -54,18 +91,21 @@ where
         credit_tx.send(()).expect("room for every credit");
     }
     let f = Arc::new(f);
+    let path: Arc<PathBuf> = Arc::new(reader.path().to_path_buf());
+    let hook = panic_hook(&path);
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let (rx, tx, f) = (work_rx.clone(), done_tx.clone(), f.clone());
-        handles.push(std::thread::spawn(move || worker(rx, tx, f)));
+        let (rx, tx, f, path) = (work_rx.clone(), done_tx.clone(), f.clone(), path.clone());
+        handles.push(std::thread::spawn(move || worker(rx, tx, f, &path, hook)));
     }
     drop(done_tx);
-    let reader_handle = std::thread::spawn(move || -> Result<()> {
+    // Returns how many chunks it handed to the workers.
+    let reader_handle = std::thread::spawn(move || -> Result<u64> {
         let mut seq = 0;
         let mut line_no = 1;
         loop {
             if credit_rx.recv().is_err() {
-                return Ok(()); // the consumer stopped
+                return Ok(seq); // the consumer stopped
             }
             let mut chunk = Vec::with_capacity(CHUNK_LINES);
             let mut buf = String::new();
@@ -73,11 +113,11 @@ where
                 chunk.push(std::mem::take(&mut buf));
             }
             if chunk.is_empty() {
-                return Ok(());
+                return Ok(seq);
             }
             let n = chunk.len() as u64;
             if work_tx.send((seq, line_no, chunk)).is_err() {
-                return Ok(()); // the consumer stopped
+                return Ok(seq); // the consumer stopped
             }
             seq += 1;
             line_no += n;
@@ -85,39 +125,89 @@ where
     });
     let result = collect(done_rx, credit_tx, &mut sink);
     // Unblock and join everything whatever happened.
-    let read = reader_handle
-        .join()
-        .unwrap_or_else(|_| Err(Error::Incomplete("reader thread panicked".into())));
+    let read = reader_handle.join().unwrap_or_else(|p| {
+        Err(Error::Incomplete(format!(
+            "the thread reading {} panicked: {}",
+            path.display(),
+            panic_text(p.as_ref())
+        )))
+    });
+    let mut died = None;
     for h in handles {
-        let _ = h.join();
+        if let Err(p) = h.join() {
+            died.get_or_insert(panic_text(p.as_ref()));
+        }
     }
-    result.and(read)
+    let collected = result?;
+    let sent = read?;
+    if let Some(message) = died {
+        return Err(Error::Incomplete(format!(
+            "a worker mapping {} panicked: {message}; nothing was kept",
+            path.display()
+        )));
+    }
+    if collected != sent {
+        return Err(Error::Incomplete(format!(
+            "{} chunk(s) of {} read but never mapped; nothing was kept",
+            sent - collected.min(sent),
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn worker<T, F>(
     rx: Arc<Mutex<Receiver<Job>>>,
     tx: SyncSender<(u64, u64, Result<Vec<T>>)>,
     f: Arc<F>,
+    path: &Path,
+    hook: Option<u64>,
 ) where
     F: Fn(&str) -> Result<T>,
 {
     loop {
-        let job = rx.lock().expect("work queue").recv();
+        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok((seq, line_no, lines)) = job else {
             return;
         };
-        let out: Result<Vec<T>> = lines.iter().map(|l| f(l)).collect();
+        let mut out = Ok(Vec::with_capacity(lines.len()));
+        for (i, line) in lines.iter().enumerate() {
+            let n = line_no + i as u64;
+            let mapped = catch_unwind(AssertUnwindSafe(|| {
+                if hook == Some(n) {
+                    panic!("{PANIC_HOOK_VAR} asked for a panic here");
+                }
+                f(line)
+            }));
+            match (mapped, &mut out) {
+                (Ok(Ok(v)), Ok(values)) => values.push(v),
+                (Ok(Err(e)), _) => {
+                    out = Err(e);
+                    break;
+                }
+                (Err(p), _) => {
+                    out = Err(Error::Incomplete(format!(
+                        "mapping line {n} of {} panicked: {}; nothing was kept",
+                        path.display(),
+                        panic_text(p.as_ref())
+                    )));
+                    break;
+                }
+                (Ok(Ok(_)), Err(_)) => unreachable!("stopped at the first error"),
+            }
+        }
         if tx.send((seq, line_no, out)).is_err() {
             return;
         }
     }
 }
 
+/// Hands the chunks to `sink` in order; returns how many it handed.
 fn collect<T, S>(
     done_rx: Receiver<(u64, u64, Result<Vec<T>>)>,
     credits: SyncSender<()>,
     sink: &mut S,
-) -> Result<()>
+) -> Result<u64>
 where
     S: FnMut(u64, Vec<T>) -> Result<()>,
 {
@@ -132,7 +222,7 @@ where
             let _ = credits.try_send(());
         }
     }
-    Ok(())
+    Ok(next)
 }
 
 #[cfg(test)]
@@ -175,6 +265,30 @@ mod tests {
             |_, _| Ok(()),
         );
         assert!(err.is_err());
+        // A panic on one line fails the map, naming the line; nothing after
+        // it reaches the sink.
+        let mut seen = 0u64;
+        let err = map_lines(
+            ArtifactReader::open(&p).unwrap(),
+            3,
+            |l| {
+                if l == "9000" {
+                    panic!("bug in a mapping");
+                }
+                Ok(())
+            },
+            |_, v| {
+                seen += v.len() as u64;
+                Ok(())
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("line 9001 of") && err.contains("bug in a mapping"),
+            "{err}"
+        );
+        assert!(seen <= 9000, "{seen}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -4,6 +4,11 @@
 //! `concurrency` BatchWriteItem requests are in flight on the one client, and
 //! each finished batch is handed back in completion order. The caller decides
 //! what a finished batch means (checkpoint, failed file) and whether to go on.
+//!
+//! A batch DynamoDB refuses as a whole for the sake of one item in it
+//! (`ValidationException`) is split in halves until that item is alone: it
+//! alone fails, with the server's message, and the others are written
+//! (docs/safety.md, "Poison items").
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,7 +19,9 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
-use crate::dynamo::{BatchOutcome, RetryPolicy, Terminal, Write, WriteStats, write_batch};
+use crate::dynamo::{
+    BatchError, BatchOutcome, RetryPolicy, Terminal, Write, WriteStats, write_batch,
+};
 
 /// A batch of writes; `first` is the artifact index of its first entry.
 pub struct Batch {
@@ -170,7 +177,8 @@ where
                     );
                     in_flight.push(async move {
                         let len = batch.writes.len() as u64;
-                        let r = write_batch(&client, &table, batch.writes, &policy, &stats).await;
+                        let r =
+                            write_isolating(&client, &table, batch.writes, &policy, &stats).await;
                         (batch.first, len, r)
                     });
                     if !batch_delay.is_zero() {
@@ -210,6 +218,56 @@ where
         None if stopping => Ended::Stopped,
         None => Ended::Complete,
     }
+}
+
+/// Writes a batch with [`write_batch`]; when DynamoDB refuses it for the
+/// sake of an item, writes each half of it the same way, until the refused
+/// item is alone and fails with the server's message. A terminal error stops
+/// at once (what was written so far is not confirmed, and is written again
+/// on `--resume`).
+pub async fn write_isolating(
+    client: &Client,
+    table: &str,
+    entries: Vec<(u64, Write)>,
+    policy: &RetryPolicy,
+    stats: &WriteStats,
+) -> Result<BatchOutcome, Terminal> {
+    let mut outcome = BatchOutcome::default();
+    // Parts still to write, the first in artifact order on top.
+    let mut parts = vec![entries];
+    while let Some(part) = parts.pop() {
+        match write_batch(client, table, part, policy, stats).await {
+            Ok(o) => {
+                outcome.written += o.written;
+                outcome.failed.extend(o.failed);
+            }
+            Err(BatchError::Terminal(t)) => return Err(t),
+            Err(BatchError::Refused {
+                written,
+                mut entries,
+                message,
+            }) => {
+                outcome.written += written;
+                if entries.len() == 1 {
+                    let (index, write) = entries.pop().expect("one entry");
+                    stats
+                        .refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(
+                        "table {table} refused item {index} ({}): {message}",
+                        write.describe_key()
+                    );
+                    outcome.failed.push((index, message));
+                } else {
+                    let second = entries.split_off(entries.len() / 2);
+                    parts.push(second);
+                    parts.push(entries);
+                }
+            }
+        }
+    }
+    outcome.failed.sort_by_key(|(i, _)| *i);
+    Ok(outcome)
 }
 
 #[cfg(test)]

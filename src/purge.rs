@@ -65,14 +65,10 @@ pub fn personal_files(data_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// `*.tmp.<pid>` (an atomic write that never got renamed) and
-/// `.<entity>.jsonl.partN` (a parallel extract's spill file).
+/// A temporary or spill file a crash left ([`crate::lock::is_leftover`]).
 fn is_leftover(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    name.contains(".tmp.") || (name.starts_with('.') && name.contains(".jsonl.part"))
+    path.file_name()
+        .is_some_and(|n| crate::lock::is_leftover(&n.to_string_lossy()))
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

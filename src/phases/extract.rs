@@ -11,7 +11,9 @@
 //! connections: an entity that names a split column is read as that many
 //! key ranges at once, the first range straight into the artifact, the
 //! others into spill files appended in order afterwards, so the artifact is
-//! byte for byte what one connection would have written.
+//! byte for byte what one connection would have written. Every row
+//! PostgreSQL sent is a line of the artifact, or the phase keeps nothing
+//! (docs/safety.md).
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -112,6 +114,7 @@ async fn extract_one(
         _ => vec![query.clone()],
     };
     let mut writer = ArtifactWriter::create(&path, &ctx.run_id, "extract", entity.name())?;
+    let rows_read = std::sync::atomic::AtomicU64::new(0);
     let spills: Vec<PathBuf> = (1..queries.len()).map(|i| spill_path(&path, i)).collect();
     let result =
         async {
@@ -132,7 +135,7 @@ async fn extract_one(
             }
             try_join_all(queries.iter().zip(snapshots).zip(sinks).map(
                 |((q, snapshot), mut sink)| {
-                    let bar = &bar;
+                    let (bar, rows_read) = (&bar, &rows_read);
                     let after_chunk = move |rows: u64| {
                         if ctx.cancelled() {
                             return Err(Error::Interrupted(
@@ -140,6 +143,7 @@ async fn extract_one(
                             ));
                         }
                         bar.inc(rows);
+                        rows_read.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
                         Ok(())
                     };
                     async move {
@@ -174,7 +178,15 @@ async fn extract_one(
             for p in &spills {
                 append(&mut writer, p)?;
             }
-            Ok(())
+            let read = rows_read.load(std::sync::atomic::Ordering::Relaxed);
+            crate::phases::conserved(
+                "extract",
+                entity.name(),
+                &path,
+                read,
+                read,
+                &[("lines", writer.records())],
+            )
         }
         .await;
     for p in &spills {

@@ -4,6 +4,12 @@
 //! written (every entry before it written or recorded as failed), saved every
 //! two seconds. `--resume` starts from there; nothing is dropped silently:
 //! items that still fail go to `data/reports/failed/<entity>.jsonl`.
+//!
+//! The checkpoint never passes an item that is neither written nor recorded
+//! in the failed file: a batch whose failures could not be recorded stops
+//! the load unconfirmed, and so does a batch with a failure when
+//! `continueOnError` is false, so `--resume` tries it again
+//! (docs/safety.md).
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -57,7 +63,7 @@ pub async fn run(
     let client = ctx.dynamo().await.clone();
     let policy = RetryPolicy::from_config(&ctx.config.migration);
 
-    // The failed file holds only entries the checkpoint has settled.
+    // Entries at or past the confirmed position are tried again: drop them.
     let failed_path = ctx.report(&format!("failed/{}.jsonl", entity.name()));
     keep_failed_before(&failed_path, start)?;
     if !resuming {
@@ -90,16 +96,13 @@ pub async fn run(
 
     let stats = Arc::new(WriteStats::default());
     let base_counts = step.counts.unwrap_or_default();
-    let mut settled: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
-    let mut watermark = start;
+    let mut mark = Watermark::new(start, step.written.unwrap_or(0), step.failed.unwrap_or(0));
     let mut failed_file = open_append(&failed_path)?;
     let mut io_error: Option<Error> = None;
     let mut last_save = Instant::now();
     let mut any_failed = false;
     let continue_on_error = ctx.config.migration.continue_on_error;
     let cancelled = || ctx.cancelled();
-    let mut written_total = step.written.unwrap_or(0);
-    let mut failed_total = step.failed.unwrap_or(0);
 
     let ended = pipeline::run(
         &client,
@@ -111,39 +114,43 @@ pub async fn run(
         rx,
         &cancelled,
         |done| {
+            let mut recorded = true;
             for (index, error) in &done.outcome.failed {
                 any_failed = true;
                 let line = json!({"index": index, "table": table, "error": error});
                 if let Err(e) =
                     writeln!(failed_file, "{line}").and_then(|_| failed_file.sync_data())
                 {
-                    io_error = Some(Error::io(&failed_path, e));
+                    io_error.get_or_insert(Error::io(&failed_path, e));
+                    recorded = false;
+                    break;
                 }
             }
             let failed = done.outcome.failed.len() as u64;
-            settled.insert(done.first, (done.len, done.outcome.written, failed));
-            while let Some((len, w, f)) = settled.remove(&watermark) {
-                watermark += len;
-                written_total += w;
-                failed_total += f;
-            }
+            mark.batch(
+                done.first,
+                done.len,
+                done.outcome.written,
+                failed,
+                recorded && (failed == 0 || continue_on_error),
+            );
             bar.inc(done.len);
             let c = stats.counts();
             bar.set_errors(
-                failed_total + failed,
+                mark.failed + mark.unconfirmed_failed,
                 format!(
-                    "throttled {} 5xx {} retries {}",
-                    c.throttled, c.server_errors, c.retries
+                    "throttled {} 5xx {} timeouts {} retries {}",
+                    c.throttled, c.server_errors, c.timeouts, c.retries
                 ),
             );
             if last_save.elapsed() >= SAVE_EVERY {
                 last_save = Instant::now();
-                step.confirmed = Some(watermark);
-                step.written = Some(written_total);
-                step.failed = Some(failed_total);
+                step.confirmed = Some(mark.position);
+                step.written = Some(mark.written);
+                step.failed = Some(mark.failed);
                 step.counts = Some(base_counts + stats.counts());
                 if let Err(e) = cp.put(entity.name(), Phase::Load, step.clone()) {
-                    io_error = Some(e);
+                    io_error.get_or_insert(e);
                 }
             }
             if io_error.is_some() || (any_failed && !continue_on_error) {
@@ -159,6 +166,13 @@ pub async fn run(
         .unwrap_or_else(|_| Err(Error::Incomplete("the artifact reader panicked".into())));
     bar.finish();
 
+    let Watermark {
+        position: watermark,
+        written: written_total,
+        failed: failed_total,
+        unconfirmed_failed,
+        ..
+    } = mark;
     step.confirmed = Some(watermark);
     step.written = Some(written_total);
     step.failed = Some(failed_total);
@@ -169,6 +183,8 @@ pub async fn run(
     step.reasons = [
         ("throttled", c.throttled),
         ("server_errors", c.server_errors),
+        ("timeouts", c.timeouts),
+        ("refused", c.refused),
         ("retries", c.retries),
     ]
     .into_iter()
@@ -186,7 +202,15 @@ pub async fn run(
     if let Some(e) = io_error {
         return Err(e);
     }
-    write_report(ctx, entity, &table, step, &failed_path)?;
+    write_report(ctx, entity, &table, step, unconfirmed_failed, &failed_path)?;
+    // Conservation: every confirmed item is written or recorded as failed.
+    if written_total + failed_total != watermark {
+        return Err(Error::Incomplete(format!(
+            "load of {}: {written_total} items written and {failed_total} failed do not add up to the \
+             {watermark} confirmed; refusing to finish",
+            entity.name()
+        )));
+    }
 
     let complete = watermark == manifest.records;
     match ended {
@@ -233,6 +257,7 @@ fn write_report(
     entity: &dyn Entity,
     table: &str,
     step: &Step,
+    unconfirmed_failed: u64,
     failed_path: &Path,
 ) -> Result<()> {
     report::update(
@@ -244,12 +269,15 @@ fn write_report(
             "items": step.records_in,
             "confirmed": step.confirmed,
             "written": step.written,
-            "failed": step.failed,
+            "failed": step.failed.unwrap_or(0) + unconfirmed_failed,
+            "failedUnconfirmed": unconfirmed_failed,
             "failedFile": failed_path,
             "requests": step.counts.map(|c| c.requests),
             "throttled": step.counts.map(|c| c.throttled),
             "serverErrors": step.counts.map(|c| c.server_errors),
+            "timeouts": step.counts.map(|c| c.timeouts),
             "unprocessedItems": step.counts.map(|c| c.unprocessed_items),
+            "refused": step.counts.map(|c| c.refused),
             "retries": step.counts.map(|c| c.retries),
             "retryWaitMs": step.counts.map(|c| c.wait_ms),
             "seconds": step.elapsed_secs(),
@@ -257,6 +285,48 @@ fn write_report(
             "pointInTimeRecovery": step.pitr,
         }),
     )
+}
+
+/// How far the artifact is confirmed. Batches finish in any order; the
+/// position moves over those settled without a gap, so every item before it
+/// is written or recorded as failed.
+#[derive(Debug, Default)]
+struct Watermark {
+    /// Settled batches past the position: first index → (len, written, failed).
+    settled: BTreeMap<u64, (u64, u64, u64)>,
+    position: u64,
+    written: u64,
+    failed: u64,
+    /// Failures recorded in the failed file but not confirmed
+    /// (`continueOnError` false): reported, and tried again by `--resume`.
+    unconfirmed_failed: u64,
+}
+
+impl Watermark {
+    fn new(position: u64, written: u64, failed: u64) -> Watermark {
+        Watermark {
+            position,
+            written,
+            failed,
+            ..Watermark::default()
+        }
+    }
+
+    /// A finished batch. `settles` is false when one of its failures could
+    /// not be recorded, or when it has failures and `continueOnError` is
+    /// false: the position then never passes it.
+    fn batch(&mut self, first: u64, len: u64, written: u64, failed: u64, settles: bool) {
+        if !settles {
+            self.unconfirmed_failed += failed;
+            return;
+        }
+        self.settled.insert(first, (len, written, failed));
+        while let Some((len, w, f)) = self.settled.remove(&self.position) {
+            self.position += len;
+            self.written += w;
+            self.failed += f;
+        }
+    }
 }
 
 /// Streams the validated artifact from item `start` as batches.
@@ -356,4 +426,26 @@ fn enrich_failed(failed_path: &Path, artifact: &Path) -> Result<()> {
         out.push(b'\n');
     }
     write_atomic(failed_path, &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_never_passes_an_unsettled_batch() {
+        let mut m = Watermark::new(100, 90, 10);
+        // Out of order: 150.. settles first, the position waits for 125..
+        m.batch(150, 25, 25, 0, true);
+        assert_eq!(m.position, 100);
+        m.batch(100, 25, 25, 0, true);
+        assert_eq!(m.position, 125);
+        // 125.. had a failure that could not be recorded (or continueOnError
+        // is false): nothing after it is confirmed.
+        m.batch(125, 25, 24, 1, false);
+        m.batch(175, 25, 23, 2, true);
+        assert_eq!(m.position, 125);
+        assert_eq!((m.written, m.failed, m.unconfirmed_failed), (115, 10, 1));
+        assert_eq!(m.written + m.failed, m.position, "conservation");
+    }
 }

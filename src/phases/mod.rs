@@ -1,6 +1,7 @@
 //! One module per phase. Each reads its input artifact (verified against its
 //! manifest), streams records through, and fills in the checkpoint step.
 
+pub mod conserve;
 pub mod estimate;
 pub mod extract;
 pub mod load;
@@ -11,6 +12,8 @@ pub mod verify;
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
+
+pub use conserve::conserved;
 
 /// A 128-bit fingerprint of an item key, for key sets that must stay small
 /// in memory at millions of items: two independent 64-bit SipHashes, so a

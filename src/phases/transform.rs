@@ -1,9 +1,12 @@
 //! Transform: extracted rows → items, through each entity's pure mapping,
 //! on all cores with the output kept in input order. Rows that cannot be
-//! mapped at all go to `data/reports/quarantine/<entity>.jsonl`.
+//! mapped at all go to `data/reports/quarantine/<entity>.jsonl`. Every row
+//! read is an item or a quarantined row, and every line of the input is read,
+//! or the phase keeps nothing (docs/safety.md, "No silent truncation").
 
 use serde_json::{Value, json};
 
+use super::conserved;
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
 use crate::entities::{Entity, MapContext, Row};
@@ -21,6 +24,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     let input = ctx.artifact(Phase::Extract, entity.name());
     let reader = ArtifactReader::open(&input)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
+    let expected = reader.manifest().records;
     let bar = ctx
         .progress
         .bar(entity.name(), "transform", Some(reader.manifest().records));
@@ -71,6 +75,21 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
         bar.inc(n - before);
         Ok(())
     });
+    let result = result
+        .map_err(|e| parallel::in_step(e, "transform", entity.name()))
+        .and_then(|()| {
+            conserved(
+                "transform",
+                entity.name(),
+                &input,
+                expected,
+                n,
+                &[
+                    ("items", writer.records()),
+                    ("quarantined", quarantine.records()),
+                ],
+            )
+        });
     if let Err(e) = result {
         writer.discard();
         quarantine.discard();

@@ -3,9 +3,12 @@
 //! values of attributes that should be unique; the second decides each record
 //! on all cores: the findings the mapping made, duplicate keys, duplicates of
 //! unique attributes, references to the *valid* items of other entities,
-//! DynamoDB's 400 KB limit, and the entity's JSON Schema as a backstop. Valid
-//! items go to `data/validated/`, rejects to `data/reports/rejected/`,
-//! warnings to `data/reports/warnings/`.
+//! DynamoDB's 400 KB limit and its limits on values ([`crate::limits`]),
+//! and the entity's JSON Schema as a backstop. Valid items go to
+//! `data/validated/`, rejects to `data/reports/rejected/`, warnings to
+//! `data/reports/warnings/`. Both passes must read every line
+//! of the input, and every record must come out valid or rejected, or the
+//! phase keeps nothing (docs/safety.md, "No silent truncation").
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::{KeySet, key_hash};
+use super::{KeySet, conserved, key_hash};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
 use crate::dynamo::{MAX_ITEM_BYTES, item_size};
@@ -176,6 +179,10 @@ impl Rules {
                 )),
             }
         }
+        let refused = crate::limits::check(item);
+        if !refused.is_empty() {
+            findings.push(Finding::reject("dynamodb_limit", refused.join("; ")));
+        }
         let size = item_size(item);
         if size > MAX_ITEM_BYTES {
             findings.push(Finding::reject(
@@ -273,6 +280,16 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
             }
             Ok(())
         },
+    )
+    .map_err(|e| parallel::in_step(e, "validate", entity.name()))?;
+    let first_pass = keys.len() as u64;
+    conserved(
+        "validate",
+        entity.name(),
+        &input,
+        total,
+        first_pass,
+        &[("keys", first_pass)],
     )?;
     for seen in &mut unique_seen {
         seen.retain(|_, c| *c > 1);
@@ -360,6 +377,18 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
         bar.inc(n - before);
         Ok(())
     });
+    let result = result
+        .map_err(|e| parallel::in_step(e, "validate", entity.name()))
+        .and_then(|()| {
+            conserved(
+                "validate",
+                entity.name(),
+                &input,
+                total,
+                n,
+                &[("valid", valid.records()), ("rejected", rejected.records())],
+            )
+        });
     if let Err(e) = result {
         valid.discard();
         rejected.discard();

@@ -4,7 +4,9 @@
 //! test) and a DynamoDB-compatible server on loopback (e.g. moto server), and
 //! injects, at seeded-random, throttling errors, 5xx errors, delays, and
 //! partial `BatchWriteItem` results (held-back items returned in
-//! `UnprocessedItems` and never forwarded).
+//! `UnprocessedItems` and never forwarded), and `ValidationException`s for
+//! every `BatchWriteItem` that holds a chosen item (as DynamoDB refuses a
+//! whole batch for one item it cannot take).
 //!
 //! The proxy always runs on its own thread with its own tokio runtime, so a
 //! test may start it synchronously ([`FaultProxy::start_blocking`]) and then run
@@ -86,8 +88,13 @@ pub struct Faults {
     /// always returned in `UnprocessedItems`. Applies to every BatchWriteItem,
     /// regardless of `only_ops` and `max_faults`.
     pub poison_pk: Option<String>,
-    /// Attribute name checked for `poison_pk` (default `"PK"`).
+    /// Attribute name checked for `poison_pk` and `refuse_pk` (default `"PK"`).
     pub poison_attr: String,
+    /// A BatchWriteItem holding a write request whose attribute
+    /// [`Faults::poison_attr`] equals this is answered 400
+    /// `ValidationException` as a whole, and nothing of it is forwarded.
+    /// Applies regardless of `only_ops` and `max_faults`.
+    pub refuse_pk: Option<String>,
     /// Share of requests delayed by `delay` before being forwarded (the request
     /// is still executed upstream, as after a client-side timeout).
     pub delay_rate: f64,
@@ -114,6 +121,7 @@ impl Default for Faults {
             unprocessed_fraction: None,
             poison_pk: None,
             poison_attr: "PK".to_string(),
+            refuse_pk: None,
             delay_rate: 0.0,
             delay: Duration::from_millis(0),
             only_ops: None,
@@ -158,6 +166,8 @@ pub struct Stats {
     pub items_held_back: u64,
     /// Of `items_held_back`, those held back because of `poison_pk`.
     pub items_poisoned: u64,
+    /// BatchWriteItem requests answered `ValidationException` (`refuse_pk`).
+    pub refused_batches: u64,
     /// Requests forwarded to the upstream (whole or reduced).
     pub forwarded: u64,
     /// Forwarded requests that failed at the transport level (answered 502).
@@ -175,6 +185,7 @@ struct Counters {
     partial_batches: AtomicU64,
     items_held_back: AtomicU64,
     items_poisoned: AtomicU64,
+    refused_batches: AtomicU64,
     forwarded: AtomicU64,
     upstream_errors: AtomicU64,
 }
@@ -192,6 +203,7 @@ impl Counters {
             partial_batches: g(&self.partial_batches),
             items_held_back: g(&self.items_held_back),
             items_poisoned: g(&self.items_poisoned),
+            refused_batches: g(&self.refused_batches),
             forwarded: g(&self.forwarded),
             upstream_errors: g(&self.upstream_errors),
         }
@@ -208,6 +220,7 @@ impl Counters {
             &self.partial_batches,
             &self.items_held_back,
             &self.items_poisoned,
+            &self.refused_batches,
             &self.forwarded,
             &self.upstream_errors,
         ] {
@@ -420,6 +433,7 @@ async fn serve(
 
 /// What to do with one request, decided under the state lock.
 enum Decision {
+    Refuse,
     Throttle(ThrottleKind),
     ServerError(ServerErrorKind),
     Forward {
@@ -464,6 +478,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
 
     let decision = decide(&shared, &op, &body);
     let (delay, batch) = match decision {
+        Decision::Refuse => {
+            inc(&c.refused_batches);
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "com.amazon.coral.validate#ValidationException",
+                "One or more parameter values were invalid: an item of the batch is refused (injected by fault proxy)",
+            );
+        }
         Decision::Throttle(kind) => {
             inc(&c.throttled);
             return throttle_response(kind);
@@ -520,6 +542,12 @@ fn decide(shared: &Shared, op: &str, body: &Bytes) -> Decision {
     let mut guard = shared.state.lock().unwrap();
     let st = &mut *guard;
     let f = &st.faults;
+    if op == BATCH_WRITE
+        && let Some(refuse) = &f.refuse_pk
+        && batch_holds(body, &f.poison_attr, refuse)
+    {
+        return Decision::Refuse;
+    }
     let budget_left = f.max_faults.is_none_or(|m| st.injected < m);
     let random_faults = budget_left && f.applies_to(op);
 
@@ -670,6 +698,21 @@ fn split_batch(
         },
         random_held,
     })
+}
+
+/// Whether a BatchWriteItem body holds a write request with `attr` = `val`.
+fn batch_holds(body: &Bytes, attr: &str, val: &str) -> bool {
+    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    doc.get("RequestItems")
+        .and_then(Value::as_object)
+        .is_some_and(|tables| {
+            tables
+                .values()
+                .filter_map(Value::as_array)
+                .any(|reqs| reqs.iter().any(|wr| is_poison(wr, attr, val)))
+        })
 }
 
 fn is_poison(write_request: &Value, attr: &str, val: &str) -> bool {
