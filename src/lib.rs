@@ -13,7 +13,8 @@
 //!   borrowed JSON lines, checked in place by the compiled schemas.
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
-//!   [`backup`]: backups and rollback.
+//!   [`backup`]: backups, the ledger, the baseline and rollback;
+//!   [`fingerprint`]: item fingerprints (verify, ledger, rollback).
 //! - [`report`], [`progress`], [`logging`]: what the operator sees.
 
 pub mod artifact;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod dynamo;
 pub mod entities;
 pub mod error;
+pub mod fingerprint;
 pub mod json;
 pub mod logging;
 pub mod mapping;
