@@ -27,7 +27,8 @@ pub async fn reset_command(
     let ctx = Ctx::standalone(config, data_dir, progress, cancel, run_id);
     let name = entity.name();
     crate::artifact::create_private_dir(&ctx.data_dir)?;
-    let mut cp = Checkpoint::load(&ctx.data_dir)?.unwrap_or_else(|| Checkpoint::empty(&ctx.data_dir));
+    let mut cp =
+        Checkpoint::load(&ctx.data_dir)?.unwrap_or_else(|| Checkpoint::empty(&ctx.data_dir));
     let table = ctx.table(entity)?.to_string();
     let old = cp.baselines.get(name);
     let question = match old {

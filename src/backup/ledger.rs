@@ -236,7 +236,12 @@ impl Reader {
         self.no += 1;
         serde_json::from_str(self.line.trim_end())
             .map(Some)
-            .map_err(|e| Error::artifact(&self.path, format!("line {}: not a ledger entry: {e}", self.no)))
+            .map_err(|e| {
+                Error::artifact(
+                    &self.path,
+                    format!("line {}: not a ledger entry: {e}", self.no),
+                )
+            })
     }
 }
 

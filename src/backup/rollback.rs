@@ -365,7 +365,9 @@ async fn revert(
                 break 'ledgers;
             }
             let g = std::mem::replace(&mut group, Vec::with_capacity(MAX_BATCH_GET_KEYS));
-            in_flight.push(check_group(&client, table, &policy, &stats, &base, options, g));
+            in_flight.push(check_group(
+                &client, table, &policy, &stats, &base, options, g,
+            ));
         }
     }
     if !group.is_empty() && !ctx.cancelled() {
@@ -396,7 +398,8 @@ async fn revert(
 
     // Restores: the backup's own bytes for the keys decided above.
     if !restore.is_empty() && !ctx.cancelled() {
-        let (restored, failed) = restore_items(ctx, &client, table, &policy, backup, restore).await?;
+        let (restored, failed) =
+            restore_items(ctx, &client, table, &policy, backup, restore).await?;
         state.restored += restored;
         state.failed += failed;
     }
@@ -515,9 +518,8 @@ async fn restore_items(
             if !keys.contains(&key_hash(pk.unwrap_or_default(), sk.unwrap_or_default())) {
                 continue;
             }
-            let write = Write::put_wire(&buf).map_err(|e| {
-                Error::artifact(&path, format!("line {}: {e}", reader.line_no()))
-            })?;
+            let write = Write::put_wire(&buf)
+                .map_err(|e| Error::artifact(&path, format!("line {}: {e}", reader.line_no())))?;
             if !batcher.push(index, write) {
                 return Ok(());
             }

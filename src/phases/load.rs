@@ -69,8 +69,7 @@ pub async fn run(
     }
 
     // The baseline (backup) and this run's ledger (docs/rollback.md).
-    let ledger =
-        backup::before_load(ctx, cp, entity, &client, &table, &policy, step).await?;
+    let ledger = backup::before_load(ctx, cp, entity, &client, &table, &policy, step).await?;
     step.confirmed = Some(start);
     cp.put(entity.name(), Phase::Load, step.clone())?;
     if start > 0 {
@@ -87,8 +86,7 @@ pub async fn run(
     bar.set_position(start);
     let batch_size = ctx.config.migration.batch_size;
     let (tx, rx) = pipeline::channel(ctx.config.migration.concurrency * 4);
-    let reader =
-        std::thread::spawn(move || read_batches(artifact, start, batch_size, tx, ledger));
+    let reader = std::thread::spawn(move || read_batches(artifact, start, batch_size, tx, ledger));
 
     let stats = Arc::new(WriteStats::default());
     let base_counts = step.counts.unwrap_or_default();
