@@ -1,8 +1,9 @@
 //! The checkpoint, `data/checkpoint.json`: per entity and phase, its state,
 //! counts, the checksum of the input it read and the output it wrote, and for
-//! load how far the validated artifact is confirmed written. Saved atomically
-//! after every phase and every few seconds during a load; `--resume` and
-//! `migrate status` read it.
+//! load how far the validated artifact is confirmed written; per entity, the
+//! pinned rollback baseline with the ledgers of the loads since, and the last
+//! rollback (docs/rollback.md). Saved atomically after every phase and every
+//! few seconds during a load; `--resume` and `migrate status` read it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -94,6 +95,57 @@ pub struct BackupInfo {
     pub sha256: String,
     pub backup_arn: Option<String>,
     pub taken_at: DateTime<Utc>,
+}
+
+/// One load's ledger: what it wrote, appended ahead of the writes
+/// (backup::ledger). `sha256` and `lines` are recorded when the load that
+/// writes it stops (or, after a `kill -9`, when the next load starts), and
+/// checked before a rollback uses it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerInfo {
+    pub run_id: String,
+    pub path: PathBuf,
+    pub lines: Option<u64>,
+    pub sha256: Option<String>,
+}
+
+/// The state an entity's table is rolled back to: the backup taken before
+/// the migration first wrote to it, and the ledgers of every load since.
+/// Only `migrate baseline reset` replaces it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Baseline {
+    /// `None`: the first load ran with `backupBeforeLoad` false.
+    pub backup: Option<BackupInfo>,
+    pub pinned_at: DateTime<Utc>,
+    /// The run that pinned it (a load, or `baseline reset`).
+    pub run_id: String,
+    #[serde(default)]
+    pub ledgers: Vec<LedgerInfo>,
+}
+
+/// The last rollback of an entity; removed when a load writes again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackState {
+    pub state: State,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Keys of the ledgers checked so far, of `total`.
+    pub checked: u64,
+    pub total: u64,
+    pub deleted: u64,
+    pub restored: u64,
+    /// Keys already as the baseline has them.
+    #[serde(default)]
+    pub unchanged: u64,
+    /// Items changed since the load, left alone (or reverted with `--force`).
+    pub drift: u64,
+    pub forced: bool,
+    pub failed: u64,
+    pub error: Option<String>,
 }
 
 /// One phase of one entity.
@@ -195,6 +247,12 @@ pub struct Checkpoint {
     /// entity → phase → step; kept across runs so later commands see what
     /// earlier ones did.
     pub entities: BTreeMap<String, BTreeMap<Phase, Step>>,
+    /// entity → its pinned rollback baseline; kept across runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baselines: BTreeMap<String, Baseline>,
+    /// entity → its last rollback; kept across runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rollbacks: BTreeMap<String, RollbackState>,
     #[serde(skip)]
     path: PathBuf,
 }
@@ -209,6 +267,9 @@ impl Checkpoint {
             .as_ref()
             .map(Checkpoint::first_start)
             .unwrap_or(started_at);
+        let (entities, baselines, rollbacks) = previous
+            .map(|p| (p.entities, p.baselines, p.rollbacks))
+            .unwrap_or_default();
         Checkpoint {
             version: 1,
             run_id: new_run_id(),
@@ -216,7 +277,9 @@ impl Checkpoint {
             migration_started_at: Some(migration_started_at),
             plan,
             finished: false,
-            entities: previous.map(|p| p.entities).unwrap_or_default(),
+            entities,
+            baselines,
+            rollbacks,
             path: data_dir.join(Self::FILE),
         }
     }
@@ -232,6 +295,27 @@ impl Checkpoint {
                 .min()
                 .expect("the chain holds the run's own start")
         })
+    }
+
+    /// A checkpoint for a data directory that has none yet (`baseline
+    /// reset` before any run): no run, nothing planned.
+    pub fn empty(data_dir: &Path) -> Checkpoint {
+        let mut cp = Checkpoint::new_run(
+            data_dir,
+            Plan {
+                phases: Vec::new(),
+                entities: Vec::new(),
+            },
+            None,
+        );
+        cp.finished = true;
+        cp
+    }
+
+    /// Whether the last thing done to `entity`'s table was a rollback
+    /// (finished or not): `--resume` does not load it again.
+    pub fn rolled_back(&self, entity: &str) -> bool {
+        self.rollbacks.contains_key(entity)
     }
 
     /// Reads the checkpoint of `data_dir`, if any.
@@ -316,6 +400,28 @@ mod tests {
             Some(50)
         );
         assert_eq!(back.run_id, cp.run_id);
+        // The baseline survives a new run.
+        let mut cp = back;
+        cp.baselines.insert(
+            "buyers".into(),
+            Baseline {
+                backup: None,
+                pinned_at: Utc::now(),
+                run_id: cp.run_id.clone(),
+                ledgers: Vec::new(),
+            },
+        );
+        cp.save().unwrap();
+        let next = Checkpoint::new_run(
+            &dir,
+            Plan {
+                phases: vec![Phase::Verify],
+                entities: vec!["buyers".into()],
+            },
+            Checkpoint::load(&dir).unwrap(),
+        );
+        assert_ne!(next.run_id, cp.run_id);
+        assert_eq!(next.baselines, cp.baselines);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -66,8 +66,30 @@ pub struct Common {
 pub enum Command {
     /// Where the last run stands, per entity and phase.
     Status,
-    /// Put a table back as it was before the last load of the entity.
+    /// Put the entity's items back as they were before the migration first
+    /// wrote to its table (its baseline; docs/rollback.md).
     Rollback {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Also revert items changed since the load (drift), which are
+        /// otherwise left alone and listed in the rollback report.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The rollback baseline of an entity.
+    Baseline {
+        #[command(subcommand)]
+        action: BaselineAction,
+    },
+}
+
+/// `migrate baseline …`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineAction {
+    /// Accept the entity's table as it is now as its new baseline (takes a
+    /// fresh backup; later rollbacks go back to this state).
+    Reset {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,

@@ -465,6 +465,34 @@ impl Write {
         )
     }
 
+    /// A put of an item given in DynamoDB's wire JSON (a backup line): the
+    /// request carries exactly these bytes, so every type (sets, binaries,
+    /// numbers as spelled) goes back as it was read.
+    pub fn put_wire(item: &str) -> serde_json::Result<Write> {
+        let obj = Obj::parse(item)?;
+        let mut key = AvItem::new();
+        for k in ["PK", "SK"] {
+            if let Some(v) = obj.get(k) {
+                key.insert(k.to_string(), wire_to_av(v)?);
+            }
+        }
+        let mut wire = Vec::with_capacity(item.len() + 32);
+        wire.extend_from_slice(br#"{"PutRequest":{"Item":"#);
+        wire.extend_from_slice(item.trim().as_bytes());
+        wire.extend_from_slice(b"}}");
+        Ok(Write { key, wire })
+    }
+
+    /// A put's item as sent, in DynamoDB's wire JSON; `None` for a delete.
+    pub fn item_wire(&self) -> Option<&str> {
+        let item = self
+            .wire
+            .strip_prefix(br#"{"PutRequest":{"Item":"#)?
+            .strip_suffix(b"}}")?;
+        // Written from JSON text and UTF-8 strings only.
+        std::str::from_utf8(item).ok()
+    }
+
     #[cfg(test)]
     fn is_put(&self) -> bool {
         self.wire.starts_with(b"{\"Put")

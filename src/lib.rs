@@ -14,9 +14,10 @@
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
 //!   [`limits`]: what DynamoDB refuses in an item's values;
-//!   [`backup`]: backups and rollback; [`pitr`]: point-in-time recovery;
-//!   [`tables`]: the target tables from the entities' definitions
-//!   (`migrate tables create`).
+//!   [`backup`]: backups, the ledger, the baseline and rollback;
+//!   [`fingerprint`]: item fingerprints (verify, ledger, rollback);
+//!   [`pitr`]: point-in-time recovery; [`tables`]: the target tables from
+//!   the entities' definitions (`migrate tables create`).
 //! - [`lock`]: one writing command per data directory.
 //! - [`report`], [`progress`], [`logging`]: what the operator sees.
 
@@ -28,6 +29,7 @@ pub mod config;
 pub mod dynamo;
 pub mod entities;
 pub mod error;
+pub mod fingerprint;
 pub mod json;
 pub mod limits;
 pub mod lock;

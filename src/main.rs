@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use migrate::checkpoint::Phase;
-use migrate::cli::{Cli, Command, TablesCommand};
+use migrate::cli::{BaselineAction, Cli, Command, TablesCommand};
 use migrate::config::Config;
 use migrate::runner::{self, Request};
 use migrate::{Error, progress::Progress};
@@ -89,7 +89,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         return tables_create(&cli, recreate, timeout).await;
     }
     let rollback = match cli.command {
-        Some(Command::Rollback { yes }) => Some(yes),
+        Some(Command::Rollback { yes, force }) => Some(migrate::backup::Options { yes, force }),
+        _ => None,
+    };
+    let baseline_reset = match cli.command {
+        Some(Command::Baseline {
+            action: BaselineAction::Reset { yes },
+        }) => Some(yes),
         _ => None,
     };
     let purge = match cli.command {
@@ -102,13 +108,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Phase::ALL.to_vec()
     } else if let Some(p) = cli.phase {
         vec![p]
-    } else if cli.resume || rollback.is_some() || purge.is_some() {
+    } else if cli.resume || rollback.is_some() || baseline_reset.is_some() || purge.is_some() {
         Vec::new()
     } else if cli.dry_run {
         Phase::ALL.to_vec()
     } else {
         return Err(Error::Usage(
-            "say what to run: --full, --phase <extract|transform|validate|load|verify>, --resume, or a subcommand (status, rollback); see --help".into(),
+            "say what to run: --full, --phase <extract|transform|validate|load|verify>, --resume, or a subcommand (status, rollback, baseline reset); see --help".into(),
         ));
     };
 
@@ -165,26 +171,51 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
     });
 
-    if let Some(yes) = rollback {
-        let [entity] = cli.entities.as_slice() else {
-            return Err(Error::Usage("rollback takes exactly one --entity".into()));
-        };
-        let entity = migrate::entities::find(entity).expect("clap checked the name");
-        let report = migrate::backup::rollback_command(
-            config,
-            data_dir.clone(),
-            progress,
-            cancel,
-            entity,
-            yes,
-        )
-        .await?;
+    if let Some(options) = rollback {
+        let entity = one_entity(&cli.entities, "rollback")?;
+        let reports = data_dir.join("reports").join("rollback_report.json");
+        let report =
+            migrate::backup::rollback_command(config, data_dir, progress, cancel, entity, options)
+                .await?;
         println!(
-            "rolled back {}: {} items deleted, {} restored (report: {})",
+            "rolled back {} in {}: {} keys checked, {} items deleted, {} restored, {} already as before, \
+             {} changed since the load{} (report: {})",
+            report.entity,
             report.table,
+            report.checked,
             report.deleted,
             report.restored,
-            data_dir.join("reports/rollback_report.json").display()
+            report.unchanged,
+            report.drift,
+            if report.forced {
+                " and reverted (--force)"
+            } else {
+                " and left alone"
+            },
+            reports.display()
+        );
+        if report.drift > 0 && !report.forced {
+            report_error(&format!(
+                "{} item(s) of {} changed since the load were not rolled back (listed in {}); \
+                 `migrate rollback --entity {} --force` reverts them too",
+                report.drift, report.entity, report.drift_file, report.entity
+            ));
+            return Ok(ExitCode::from(1));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(yes) = baseline_reset {
+        let entity = one_entity(&cli.entities, "baseline reset")?;
+        let baseline =
+            migrate::backup::reset_command(config, data_dir, progress, cancel, entity, yes).await?;
+        let backup = baseline.backup.expect("a reset takes a backup");
+        println!(
+            "new baseline of {}: table {} as of {} ({} items, backup {})",
+            entity.name(),
+            backup.table,
+            baseline.pinned_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            backup.items,
+            backup.path.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -228,4 +259,15 @@ fn configured_data_dir(config: &std::path::Path) -> Option<PathBuf> {
         .pointer("/migration/dataDir")?
         .as_str()
         .map(PathBuf::from)
+}
+
+/// The one `--entity` a subcommand takes.
+fn one_entity(
+    entities: &[String],
+    what: &str,
+) -> Result<&'static dyn migrate::entities::Entity, Error> {
+    let [entity] = entities else {
+        return Err(Error::Usage(format!("{what} takes exactly one --entity")));
+    };
+    Ok(migrate::entities::find(entity).expect("clap checked the name"))
 }

@@ -40,6 +40,10 @@ pub fn channel(batches: usize) -> (mpsc::Sender<Vec<Batch>>, mpsc::Receiver<Vec<
     mpsc::channel(batches.div_ceil(CHUNK_BATCHES).max(1))
 }
 
+/// Called with each chunk before it is sent; an error stops the reader
+/// before the chunk's writes are sent (the load's ledger, backup::ledger).
+pub type BeforeSend = Box<dyn FnMut(&[Batch]) -> crate::error::Result<()>>;
+
 /// The reader's side: groups writes (with their artifact indexes) into
 /// batches of `batch_size`, batches into chunks, and sends full chunks.
 pub struct Batcher {
@@ -47,6 +51,8 @@ pub struct Batcher {
     batch_size: usize,
     batch: Batch,
     chunk: Vec<Batch>,
+    before_send: Option<BeforeSend>,
+    error: Option<crate::error::Error>,
 }
 
 impl Batcher {
@@ -59,7 +65,20 @@ impl Batcher {
                 writes: Vec::with_capacity(batch_size),
             },
             chunk: Vec::with_capacity(CHUNK_BATCHES),
+            before_send: None,
+            error: None,
         }
+    }
+
+    /// Runs `hook` on every chunk before it is sent.
+    pub fn before_send(mut self, hook: BeforeSend) -> Batcher {
+        self.before_send = Some(hook);
+        self
+    }
+
+    /// The hook's error, when that is why [`Batcher::push`] said stop.
+    pub fn take_error(&mut self) -> Option<crate::error::Error> {
+        self.error.take()
     }
 
     /// Adds one write; `false` once the pipeline has stopped taking batches
@@ -85,11 +104,18 @@ impl Batcher {
 
     fn send(&mut self) -> bool {
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BATCHES));
+        if let Some(hook) = &mut self.before_send
+            && let Err(e) = hook(&chunk)
+        {
+            self.error = Some(e);
+            return false;
+        }
         self.tx.blocking_send(chunk).is_ok()
     }
 
-    /// Sends what is left (a short last batch, a short last chunk).
-    pub fn finish(mut self) {
+    /// Sends what is left (a short last batch, a short last chunk); the
+    /// hook's error, if it refused the last chunk.
+    pub fn finish(mut self) -> crate::error::Result<()> {
         if !self.batch.writes.is_empty() {
             let last = std::mem::replace(
                 &mut self.batch,
@@ -103,6 +129,7 @@ impl Batcher {
         if !self.chunk.is_empty() {
             self.send();
         }
+        self.error.map_or(Ok(()), Err)
     }
 }
 
@@ -286,7 +313,7 @@ mod tests {
         for i in 10..10 + 25 * 9 + 3 {
             assert!(b.push(i, write(i)));
         }
-        b.finish();
+        b.finish().unwrap();
         let chunks: Vec<Vec<Batch>> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
         assert_eq!(

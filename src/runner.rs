@@ -231,6 +231,21 @@ pub async fn run(
                         .step(e.name(), phase)
                         .is_some_and(|s| s.run_id == cp.run_id))
             })
+            // A rolled-back entity is not loaded again by `--resume` (docs/rollback.md).
+            .filter(|e| {
+                let skip = ctx.resume
+                    && matches!(phase, Phase::Load | Phase::Verify)
+                    && cp.rolled_back(e.name());
+                if skip {
+                    tracing::warn!(
+                        "{} was rolled back since this run started: not resuming its {phase}; \
+                         `migrate --phase load --entity {}` loads it again",
+                        e.name(),
+                        e.name()
+                    );
+                }
+                !skip
+            })
             .collect();
         if todo.is_empty() {
             continue;

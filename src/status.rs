@@ -61,5 +61,39 @@ pub fn render(data_dir: &Path) -> Result<String> {
             );
         }
     }
+    for (entity, r) in &cp.rollbacks {
+        let _ = writeln!(out, "{}", rollback_line(entity, r));
+    }
     Ok(out)
+}
+
+/// `buyers     rollback  rolled back …` (docs/rollback.md).
+fn rollback_line(entity: &str, r: &crate::checkpoint::RollbackState) -> String {
+    let progress = format!("{}/{}", r.checked, r.total);
+    let state = match r.state {
+        State::Done => "rolled back".to_string(),
+        State::Interrupted => format!("rollback interrupted {progress}"),
+        State::Failed => format!("rollback failed {progress}"),
+        // A rollback killed before it could record how it ended.
+        State::Running => format!("rollback stopped {progress}"),
+    };
+    let mut line = format!(
+        "{entity:<10} {:<9} {state:<12} deleted {} restored {} unchanged {} drift {}{}  {}",
+        "rollback",
+        r.deleted,
+        r.restored,
+        r.unchanged,
+        r.drift,
+        if r.forced { " (forced)" } else { "" },
+        r.run_id
+    );
+    if r.state != State::Done {
+        line.push_str(&format!(
+            "\n    run `migrate rollback --entity {entity}` again to finish it"
+        ));
+    }
+    if let Some(e) = &r.error {
+        line.push_str(&format!("\n    error: {e}"));
+    }
+    line
 }

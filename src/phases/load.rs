@@ -1,4 +1,6 @@
-//! Load: the validated artifact into DynamoDB. Backup first (once per run),
+//! Load: the validated artifact into DynamoDB. Backup first (the entity's
+//! baseline, once; docs/rollback.md), every item recorded in the ledger
+//! before it is sent,
 //! then batches of at most 25 items with `concurrency` in flight, retries
 //! with backoff, and a checkpoint of how far the artifact is confirmed
 //! written (every entry before it written or recorded as failed), saved every
@@ -72,10 +74,8 @@ pub async fn run(
         step.counts = Some(WriteCounts::default());
     }
 
-    if ctx.config.migration.backup_before_load && step.backup.is_none() {
-        let info = backup::take(ctx, &client, &table, &policy).await?;
-        step.backup = Some(info);
-    }
+    // The baseline (backup) and this run's ledger (docs/rollback.md).
+    let ledger = backup::before_load(ctx, cp, entity, &client, &table, &policy, step).await?;
     step.confirmed = Some(start);
     cp.put(entity.name(), Phase::Load, step.clone())?;
     if start > 0 {
@@ -92,7 +92,7 @@ pub async fn run(
     bar.set_position(start);
     let batch_size = ctx.config.migration.batch_size;
     let (tx, rx) = pipeline::channel(ctx.config.migration.concurrency * 4);
-    let reader = std::thread::spawn(move || read_batches(artifact, start, batch_size, tx));
+    let reader = std::thread::spawn(move || read_batches(artifact, start, batch_size, tx, ledger));
 
     let stats = Arc::new(WriteStats::default());
     let base_counts = step.counts.unwrap_or_default();
@@ -165,6 +165,7 @@ pub async fn run(
         .join()
         .unwrap_or_else(|_| Err(Error::Incomplete("the artifact reader panicked".into())));
     bar.finish();
+    backup::after_load(cp, entity.name(), &ctx.run_id)?;
 
     let Watermark {
         position: watermark,
@@ -329,29 +330,31 @@ impl Watermark {
     }
 }
 
-/// Streams the validated artifact from item `start` as batches.
+/// Streams the validated artifact from item `start` as batches; each chunk
+/// is recorded in the ledger before it is sent.
 fn read_batches(
     mut reader: ArtifactReader,
     start: u64,
     batch_size: usize,
     tx: mpsc::Sender<Vec<Batch>>,
+    ledger: backup::ledger::LedgerWriter,
 ) -> Result<()> {
     let path = reader.path().to_path_buf();
     let mut buf = String::new();
     let mut index = 0u64;
-    let mut batcher = Batcher::new(tx, batch_size);
+    let mut batcher = Batcher::new(tx, batch_size).before_send(ledger.into_hook());
     while reader.next_line(&mut buf)? {
         if index >= start {
             let write = Write::put_json(&buf)
                 .map_err(|e| Error::artifact(&path, format!("line {}: {e}", index + 1)))?;
             if !batcher.push(index, write) {
-                return Ok(()); // the pipeline stopped
+                // the pipeline stopped, or the ledger could not be written
+                return batcher.take_error().map_or(Ok(()), Err);
             }
         }
         index += 1;
     }
-    batcher.finish();
-    Ok(())
+    batcher.finish()
 }
 
 fn open_append(path: &Path) -> Result<std::fs::File> {

@@ -9,14 +9,12 @@
 //!   request, several in flight), then a keys-only parallel Scan for the count
 //!   and the extra items.
 //!
-//! Either way the Scan counts the entity's items, items the pre-load backup
+//! Either way the Scan counts the entity's items, items the baseline backup
 //! shows were there before are not extra, and references to other entities
 //! are checked against their tables. Differences go to
 //! `data/reports/verification_report.json`.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -27,11 +25,12 @@ use serde_json::{Value, json};
 
 use super::{KeySet, key_hash};
 use crate::artifact::ArtifactReader;
-use crate::checkpoint::{Checkpoint, Phase, Step};
+use crate::checkpoint::{Phase, Step};
 use crate::config::VerifyMethod;
 use crate::dynamo::{self, MAX_BATCH_GET_KEYS, RetryPolicy, item_from_av, key_of};
 use crate::entities::{self, Entity, Item};
 use crate::error::{Error, Result};
+use crate::fingerprint::{fingerprint, fingerprint_line, fingerprint_wire};
 use crate::json::{Obj, Val};
 use crate::mapping::canonical_number_cow;
 use crate::report;
@@ -76,231 +75,6 @@ pub fn differences(expected: &Item, found: &Item) -> Vec<(String, Value, Value)>
     out
 }
 
-/// A 64-bit fingerprint of an attribute value that is the same for values
-/// [`same_value`] calls equal: numbers by canonical decimal text, maps by
-/// sorted member names, lists in order, every kind tagged.
-fn fingerprint_into(value: &Value, h: &mut impl Hasher) {
-    match value {
-        Value::Null => 0u8.hash(h),
-        Value::Bool(b) => {
-            1u8.hash(h);
-            b.hash(h);
-        }
-        Value::Number(n) => {
-            2u8.hash(h);
-            match canonical_number_cow(n.as_str()) {
-                Some(c) => c.hash(h),
-                None => n.as_str().hash(h),
-            }
-        }
-        Value::String(s) => {
-            3u8.hash(h);
-            s.hash(h);
-        }
-        Value::Array(items) => {
-            4u8.hash(h);
-            items.len().hash(h);
-            for v in items {
-                fingerprint_into(v, h);
-            }
-        }
-        Value::Object(map) => {
-            fingerprint_members(map.iter().map(|(k, v)| (k.as_str(), v)), h, |v, h| {
-                fingerprint_into(v, &mut Dyn(h))
-            })
-        }
-    }
-}
-
-/// [`fingerprint_into`] of a value parsed in place (see [`fingerprint_line`]).
-fn fingerprint_val(value: &Val<'_>, h: &mut impl Hasher) {
-    match value {
-        Val::Null => 0u8.hash(h),
-        Val::Bool(b) => {
-            1u8.hash(h);
-            b.hash(h);
-        }
-        Val::Num(n) => {
-            2u8.hash(h);
-            match canonical_number_cow(n) {
-                Some(c) => c.hash(h),
-                None => n.hash(h),
-            }
-        }
-        Val::Str(s) => {
-            3u8.hash(h);
-            s.hash(h);
-        }
-        Val::Arr(items) => {
-            4u8.hash(h);
-            items.len().hash(h);
-            for v in items {
-                fingerprint_val(v, h);
-            }
-        }
-        Val::Obj(o) => fingerprint_obj(o, h),
-    }
-}
-
-fn fingerprint_obj(o: &Obj<'_>, h: &mut impl Hasher) {
-    fingerprint_members(o.0.iter().map(|(k, v)| (k.as_ref(), v)), h, |v, h| {
-        fingerprint_val(v, &mut Dyn(h))
-    })
-}
-
-/// The fingerprint of an artifact line: equal to `fingerprint` of the item
-/// it holds, read in place without building a `serde_json::Value`.
-pub fn fingerprint_line(line: &str) -> serde_json::Result<u64> {
-    let item = Obj::parse(line)?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fingerprint_obj(&item, &mut h);
-    Ok(h.finish())
-}
-
-/// Like [`fingerprint_into`] for an object's members.
-fn fingerprint_members<'a, V: 'a>(
-    members: impl ExactSizeIterator<Item = (&'a str, &'a V)>,
-    h: &mut impl Hasher,
-    value: impl Fn(&V, &mut dyn Hasher),
-) {
-    5u8.hash(h);
-    members.len().hash(h);
-    let mut members: Vec<(&str, &V)> = members.collect();
-    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (k, v) in members {
-        k.hash(h);
-        value(v, h);
-    }
-}
-
-/// The fingerprint of a whole item (see [`fingerprint_into`]).
-pub fn fingerprint(item: &Item) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fingerprint_members(item.iter().map(|(k, v)| (k.as_str(), v)), &mut h, |v, h| {
-        fingerprint_into(v, &mut Dyn(h))
-    });
-    h.finish()
-}
-
-/// The fingerprint of an SDK item (the tests' reference for [`fingerprint_wire`]): equal to
-/// `fingerprint(&item_from_av(item))` without building the JSON value.
-#[cfg(test)]
-fn fingerprint_av(item: &dynamo::AvItem) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fingerprint_members(item.iter().map(|(k, v)| (k.as_str(), v)), &mut h, av_value);
-    h.finish()
-}
-
-/// [`fingerprint_into`] of an SDK value, as `from_av` would convert it.
-fn av_value(v: &AttributeValue, h: &mut dyn Hasher) {
-    let mut h = Dyn(h);
-    match v {
-        AttributeValue::S(s) => {
-            3u8.hash(&mut h);
-            s.hash(&mut h);
-        }
-        AttributeValue::N(n) => number_fingerprint(n, &mut h),
-        AttributeValue::Bool(b) => {
-            1u8.hash(&mut h);
-            b.hash(&mut h);
-        }
-        AttributeValue::Null(_) => 0u8.hash(&mut h),
-        AttributeValue::L(items) => {
-            4u8.hash(&mut h);
-            items.len().hash(&mut h);
-            for v in items {
-                av_value(v, &mut h);
-            }
-        }
-        AttributeValue::M(map) => {
-            fingerprint_members(map.iter().map(|(k, v)| (k.as_str(), v)), &mut h, av_value)
-        }
-        other => fingerprint_into(&dynamo::from_av(other), &mut h),
-    }
-}
-
-/// The same fingerprint read from the item as the Scan page holds it, in
-/// DynamoDB's wire JSON parsed in place: equal to `fingerprint_av` of the
-/// item the SDK would have decoded.
-pub fn fingerprint_wire(item: &Obj<'_>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fingerprint_members(
-        item.0.iter().map(|(k, v)| (k.as_ref(), v)),
-        &mut h,
-        wire_value,
-    );
-    h.finish()
-}
-
-fn wire_value(v: &Val<'_>, h: &mut dyn Hasher) {
-    let mut h = Dyn(h);
-    if let Val::Obj(o) = v
-        && let [(kind, inner)] = o.0.as_slice()
-    {
-        match (kind.as_ref(), inner) {
-            ("S", Val::Str(s)) => {
-                3u8.hash(&mut h);
-                s.hash(&mut h);
-                return;
-            }
-            ("N", Val::Str(n)) => {
-                number_fingerprint(n, &mut h);
-                return;
-            }
-            ("BOOL", Val::Bool(b)) => {
-                1u8.hash(&mut h);
-                b.hash(&mut h);
-                return;
-            }
-            ("NULL", _) => {
-                0u8.hash(&mut h);
-                return;
-            }
-            ("L", Val::Arr(items)) => {
-                4u8.hash(&mut h);
-                items.len().hash(&mut h);
-                for v in items {
-                    wire_value(v, &mut h);
-                }
-                return;
-            }
-            ("M", Val::Obj(m)) => {
-                fingerprint_members(m.0.iter().map(|(k, v)| (k.as_ref(), v)), &mut h, wire_value);
-                return;
-            }
-            _ => {}
-        }
-    }
-    // Sets, binaries: rare; through the SDK value. What is not a value at all
-    // cannot equal an artifact value.
-    match dynamo::wire_to_av(v) {
-        Ok(av) => av_value(&av, &mut h),
-        Err(_) => {
-            9u8.hash(&mut h);
-            format!("{v:?}").hash(&mut h);
-        }
-    }
-}
-
-/// A number's part of a fingerprint, as `from_av` reads DynamoDB's `N`.
-fn number_fingerprint(n: &str, h: &mut Dyn<'_>) {
-    let canonical = canonical_number_cow(n);
-    // A canonical text is a JSON number; any other text is checked.
-    if !matches!(canonical, Some(Cow::Borrowed(_)))
-        && serde_json::from_str::<serde_json::Number>(n).is_err()
-    {
-        // from_av keeps what is not a JSON number as a string.
-        3u8.hash(h);
-        n.hash(h);
-        return;
-    }
-    2u8.hash(h);
-    match canonical {
-        Some(c) => c.hash(h),
-        None => n.hash(h),
-    }
-}
-
 /// A scanned item's wire JSON, parsed in place.
 fn scanned<'a>(table: &str, wire: &'a str) -> Result<Obj<'a>> {
     Obj::parse(wire)
@@ -312,24 +86,6 @@ fn wire_str<'a>(item: &'a Obj<'_>, name: &str) -> Option<&'a str> {
     match item.get(name)? {
         Val::Obj(o) => o.str("S"),
         _ => None,
-    }
-}
-
-/// A `&mut dyn Hasher` as a sized `Hasher`.
-struct Dyn<'a>(&'a mut dyn Hasher);
-
-impl Hasher for Dyn<'_> {
-    fn finish(&self) -> u64 {
-        self.0.finish()
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.write(bytes);
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.0.write_u8(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.0.write_usize(i);
     }
 }
 
@@ -841,33 +597,14 @@ async fn by_batch_get(ctx: &Ctx, t: &Target<'_>, mut reader: ArtifactReader) -> 
     Ok(f)
 }
 
-/// Keys with the entity's prefix that the pre-load backup held.
+/// Keys with the entity's prefix that the baseline backup held.
 fn backup_keys(ctx: &Ctx, entity: &dyn Entity) -> Result<KeySet> {
-    let mut set = KeySet::new();
-    let Some(cp) = Checkpoint::load(&ctx.data_dir)? else {
-        return Ok(set);
-    };
-    let Some(backup) = cp
-        .step(entity.name(), Phase::Load)
-        .and_then(|s| s.backup.clone())
-    else {
-        return Ok(set);
-    };
-    let mut reader = ArtifactReader::open(&backup.path)?;
-    let mut buf = String::new();
-    while let Some(item) = reader.next_record::<Item>(&mut buf)? {
-        let (pk, sk) = key_of(&item);
-        if pk.starts_with(entity.key_prefix()) {
-            set.insert(key_hash(&pk, &sk));
-        }
-    }
-    Ok(set)
+    crate::backup::baseline_keys(&ctx.data_dir, entity.name(), entity.key_prefix())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dynamo::AvItem;
 
     #[test]
     fn numbers_by_value_maps_by_member() {
@@ -906,77 +643,5 @@ mod tests {
             assert_ne!(fingerprint(&a), fingerprint(&b), "{other}");
             assert_eq!(fingerprint_line(other).unwrap(), fingerprint(&b), "{other}");
         }
-    }
-
-    /// DynamoDB's wire JSON of an SDK item, as a Scan response carries it.
-    fn wire_text(item: &AvItem) -> String {
-        fn wire(v: &AttributeValue) -> Value {
-            use aws_smithy_types::base64::encode;
-            match v {
-                AttributeValue::S(s) => json!({ "S": s }),
-                AttributeValue::N(n) => json!({ "N": n }),
-                AttributeValue::Bool(b) => json!({ "BOOL": b }),
-                AttributeValue::Null(b) => json!({ "NULL": b }),
-                AttributeValue::L(l) => json!({ "L": l.iter().map(wire).collect::<Vec<_>>() }),
-                AttributeValue::M(m) => {
-                    json!({ "M": m.iter().map(|(k, v)| (k.clone(), wire(v))).collect::<serde_json::Map<_, _>>() })
-                }
-                AttributeValue::Ss(v) => json!({ "SS": v }),
-                AttributeValue::Ns(v) => json!({ "NS": v }),
-                AttributeValue::B(b) => json!({ "B": encode(b.as_ref()) }),
-                AttributeValue::Bs(v) => {
-                    json!({ "BS": v.iter().map(|b| encode(b.as_ref())).collect::<Vec<_>>() })
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        Value::Object(item.iter().map(|(k, v)| (k.clone(), wire(v))).collect()).to_string()
-    }
-
-    #[test]
-    fn table_side_fingerprint_equals_the_artifact_side() {
-        use AttributeValue as A;
-        let item: AvItem = HashMap::from([
-            ("PK".to_string(), A::S("SALE#1".into())),
-            ("n".to_string(), A::N("1.50".into())),
-            ("odd".to_string(), A::N("not a number".into())),
-            ("b".to_string(), A::Bool(false)),
-            ("z".to_string(), A::Null(true)),
-            (
-                "l".to_string(),
-                A::L(vec![A::N("7".into()), A::S("x".into())]),
-            ),
-            (
-                "m".to_string(),
-                A::M(HashMap::from([
-                    ("a".to_string(), A::S("1".into())),
-                    (
-                        "c".to_string(),
-                        A::M(HashMap::from([("d".to_string(), A::N("2e3".into()))])),
-                    ),
-                ])),
-            ),
-            ("ss".to_string(), A::Ss(vec!["p".into(), "q".into()])),
-            ("ns".to_string(), A::Ns(vec!["1".into(), "2.0".into()])),
-            ("s\"q".to_string(), A::S("é\n\"".into())),
-            (
-                "bin".to_string(),
-                A::B(aws_sdk_dynamodb::primitives::Blob::new(vec![0u8, 255, 7])),
-            ),
-        ]);
-        assert_eq!(fingerprint_av(&item), fingerprint(&item_from_av(&item)));
-        // as a Scan page holds it, read in place and read into SDK values
-        let wire = wire_text(&item);
-        assert_eq!(
-            fingerprint_wire(&Obj::parse(&wire).unwrap()),
-            fingerprint_av(&item)
-        );
-        assert_eq!(dynamo::wire_item_to_av(&wire).unwrap(), item);
-        let mut respelled = item.clone();
-        respelled.insert("n".into(), A::N("1.5".into()));
-        assert_eq!(fingerprint_av(&respelled), fingerprint_av(&item));
-        let mut changed = item.clone();
-        changed.insert("b".into(), A::Bool(true));
-        assert_ne!(fingerprint_av(&changed), fingerprint_av(&item));
     }
 }

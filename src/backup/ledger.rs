@@ -1,0 +1,312 @@
+//! The ledger: one line per item a load sends, `{"PK":…,"SK":…,"fp":…}`,
+//! with the stable fingerprint of the item exactly as sent
+//! (`fingerprint::stable_wire`). The load's reader appends a chunk of
+//! batches at a time, flushed and fdatasync'ed before the chunk is handed to
+//! the writers, so whatever reached the table is in the ledger, even after a
+//! `kill -9`. Rollback reads the ledgers instead of the validated artifact,
+//! which later commands may rewrite.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write as _};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{backup_dir, wire_key};
+use crate::artifact::hex;
+use crate::checkpoint::LedgerInfo;
+use crate::error::{Error, Result};
+use crate::fingerprint::stable_wire;
+use crate::json::Obj;
+use crate::pipeline::{Batch, BeforeSend};
+
+/// `data/backups/<entity>-<run>.ledger.jsonl`.
+pub fn path(data_dir: &Path, entity: &str, run_id: &str) -> PathBuf {
+    backup_dir(data_dir).join(format!("{entity}-{run_id}.ledger.jsonl"))
+}
+
+/// One line of a ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// [`stable_wire`] of the item as sent, 32 hex digits.
+    #[serde(with = "fp_hex")]
+    pub fp: u128,
+}
+
+mod fp_hex {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(fp: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{fp:032x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = <&str>::deserialize(d)?;
+        u128::from_str_radix(text, 16).map_err(D::Error::custom)
+    }
+}
+
+/// Appends to a ledger.
+pub struct LedgerWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl LedgerWriter {
+    /// Opens `path` for appending (owner only), first cutting a last line
+    /// that a killed process left half written.
+    pub fn open(path: &Path) -> Result<LedgerWriter> {
+        if let Some(parent) = path.parent() {
+            crate::artifact::create_private_dir(parent)?;
+        }
+        cut_torn_tail(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(LedgerWriter {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+        })
+    }
+
+    /// Records every put of `chunk` and makes it durable.
+    pub fn record(&mut self, chunk: &[Batch]) -> Result<()> {
+        for batch in chunk {
+            for (index, write) in &batch.writes {
+                let Some(item) = write.item_wire() else {
+                    continue; // a delete: nothing written
+                };
+                let obj = Obj::parse(item).map_err(|e| {
+                    Error::Incomplete(format!("entry {index}: the request is not JSON: {e}"))
+                })?;
+                let (pk, sk) = wire_key(&obj);
+                let entry = Entry {
+                    pk: pk.unwrap_or_default().to_string(),
+                    sk: sk.unwrap_or_default().to_string(),
+                    fp: stable_wire(&obj),
+                };
+                serde_json::to_writer(&mut self.out, &entry)
+                    .map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
+                self.out
+                    .write_all(b"\n")
+                    .map_err(|e| Error::io(&self.path, e))?;
+            }
+        }
+        self.out.flush().map_err(|e| Error::io(&self.path, e))?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// As the load reader's hook: the chunk is recorded before it is sent.
+    pub fn into_hook(mut self) -> BeforeSend {
+        Box::new(move |chunk| self.record(chunk))
+    }
+}
+
+/// Cuts a last line without its newline (a write cut short by `kill -9`;
+/// its chunk was never sent, since the sync comes before the send).
+fn cut_torn_tail(path: &Path) -> Result<()> {
+    let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return Ok(()); // not there yet
+    };
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.last() == Some(&b'\n') {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    tracing::warn!(
+        "{}: cutting a last line left half written ({} bytes)",
+        path.display(),
+        bytes.len() - keep
+    );
+    file.set_len(keep as u64).map_err(|e| Error::io(path, e))?;
+    file.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// Lines and SHA-256 of a ledger as it is now.
+fn measure(path: &Path) -> Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let (mut lines, mut buf) = (0u64, vec![0u8; 1 << 20]);
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        // A load stopped before its first chunk: an empty ledger.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((0, hex(&Sha256::digest(b""))));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    Ok((lines, hex(&hasher.finalize())))
+}
+
+/// Records the ledger's lines and SHA-256 (its load has stopped).
+pub fn seal(info: &mut LedgerInfo) -> Result<()> {
+    cut_torn_tail(&info.path)?;
+    let (lines, sha) = measure(&info.path)?;
+    info.lines = Some(lines);
+    info.sha256 = Some(sha);
+    Ok(())
+}
+
+/// Refuses a ledger that changed since it was sealed; a ledger whose load
+/// was killed (never sealed) is used as found, with a warning.
+pub fn check(info: &LedgerInfo) -> Result<()> {
+    let Some(sealed) = &info.sha256 else {
+        tracing::warn!(
+            "{}: its load (run {}) did not stop cleanly, so no SHA-256 was recorded; using it as found",
+            info.path.display(),
+            info.run_id
+        );
+        return Ok(());
+    };
+    let (lines, sha) = measure(&info.path)?;
+    if &sha != sealed {
+        return Err(Error::Checkpoint(format!(
+            "ledger {} has SHA-256 {sha} ({lines} lines) but the checkpoint recorded {sealed} ({} lines): \
+             it changed after its load; refusing to use it",
+            info.path.display(),
+            info.lines.unwrap_or(0)
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a ledger entry by entry.
+pub struct Reader {
+    path: PathBuf,
+    /// `None`: the ledger does not exist (its load stopped before a write).
+    reader: Option<BufReader<File>>,
+    line: String,
+    no: u64,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader> {
+        let reader = match File::open(path) {
+            Ok(file) => Some(BufReader::with_capacity(1 << 20, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        Ok(Reader {
+            path: path.to_path_buf(),
+            reader,
+            line: String::new(),
+            no: 0,
+        })
+    }
+
+    /// The next entry; `None` at the end.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>> {
+        let Some(reader) = &mut self.reader else {
+            return Ok(None);
+        };
+        self.line.clear();
+        let n = reader
+            .read_line(&mut self.line)
+            .map_err(|e| Error::io(&self.path, e))?;
+        // A last line without its newline was half written by a killed
+        // load, before its chunk was sent.
+        if n == 0 || !self.line.ends_with('\n') {
+            return Ok(None);
+        }
+        self.no += 1;
+        serde_json::from_str(self.line.trim_end())
+            .map(Some)
+            .map_err(|e| {
+                Error::artifact(
+                    &self.path,
+                    format!("line {}: not a ledger entry: {e}", self.no),
+                )
+            })
+    }
+}
+
+/// Calls `f` with each entry of the ledger at `path`, in order.
+pub fn read(path: &Path, mut f: impl FnMut(Entry) -> Result<()>) -> Result<()> {
+    let mut reader = Reader::open(path)?;
+    while let Some(entry) = reader.next_entry()? {
+        f(entry)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::Write;
+
+    #[test]
+    fn records_what_is_sent_and_reads_it_back() {
+        let dir = std::env::temp_dir().join(format!("migrate-ledger-{}", uuid::Uuid::new_v4()));
+        let path = path(&dir, "buyers", "r1");
+        let lines = [
+            r#"{"PK":"BUYER#1","SK":"METADATA","n":1.50}"#,
+            r#"{"PK":"BUYER#2","SK":"METADATA","m":{"a":[1,"x"]}}"#,
+        ];
+        let batch = Batch {
+            first: 0,
+            writes: lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as u64, Write::put_json(l).unwrap()))
+                .collect(),
+        };
+        let mut w = LedgerWriter::open(&path).unwrap();
+        w.record(std::slice::from_ref(&batch)).unwrap();
+        drop(w);
+        // A half-written line at the end (a kill during a write) is cut.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"PK":"BUYER#3","SK""#).unwrap();
+        drop(f);
+        let mut info = LedgerInfo {
+            run_id: "r1".into(),
+            path: path.clone(),
+            lines: None,
+            sha256: None,
+        };
+        let mut got = Vec::new();
+        read(&path, |e| {
+            got.push(e);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].pk, "BUYER#2");
+        for (e, l) in got.iter().zip(lines) {
+            assert_eq!(e.fp, crate::fingerprint::stable_line(l).unwrap());
+        }
+        seal(&mut info).unwrap();
+        assert_eq!(info.lines, Some(2));
+        check(&info).unwrap();
+        // Appending after the seal is a change.
+        let mut w = LedgerWriter::open(&path).unwrap();
+        w.record(std::slice::from_ref(&batch)).unwrap();
+        let err = check(&info).unwrap_err().to_string();
+        assert!(err.contains("changed after its load"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,558 @@
+//! `migrate rollback --entity E`: every key the entity's ledgers name is put
+//! back as the pinned baseline has it (restored from the backup's bytes, or
+//! deleted when the baseline did not have it), but only where the table
+//! still holds what the migration wrote. An item changed since (drift) is
+//! left alone and listed in `data/reports/rollback_report.json`, unless
+//! `--force`. Each key is read before it is touched, so a rollback stopped
+//! by Ctrl-C (or anything else) is finished by running it again; its
+//! progress is in the checkpoint for `migrate status`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde_json::json;
+
+use super::{confirm, ledger, wire_key, wire_line};
+use crate::artifact::ArtifactReader;
+use crate::checkpoint::{Baseline, Checkpoint, RollbackState, State};
+use crate::dynamo::{
+    self, AvItem, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS, RetryPolicy, Write, WriteStats,
+};
+use crate::entities::{Entity, Item};
+use crate::error::{Error, Result};
+use crate::fingerprint::{stable_av, stable_wire};
+use crate::phases::{KeySet, key_hash};
+use crate::pipeline::{self, Batcher, Control, Ended};
+use crate::runner::Ctx;
+
+const SAVE_EVERY: Duration = Duration::from_secs(2);
+/// Drifted items named in the report itself; all are in the drift file.
+const DRIFT_EXAMPLES: usize = 1000;
+
+/// What the operator asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Do not ask for confirmation.
+    pub yes: bool,
+    /// Revert items changed since the load too.
+    pub force: bool,
+}
+
+/// What a rollback did.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackReport {
+    pub entity: String,
+    pub table: String,
+    pub backup: String,
+    /// Keys the ledgers name.
+    pub checked: u64,
+    pub deleted: u64,
+    pub restored: u64,
+    /// Keys already as the baseline has them.
+    pub unchanged: u64,
+    pub drift: u64,
+    pub forced: bool,
+    pub failed: u64,
+    /// Every drifted key, one JSON line each.
+    pub drift_file: String,
+}
+
+/// `migrate rollback --entity E`.
+pub async fn rollback_command(
+    config: crate::config::Config,
+    data_dir: std::path::PathBuf,
+    progress: crate::progress::Progress,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+    entity: &dyn Entity,
+    options: Options,
+) -> Result<RollbackReport> {
+    let run_id = format!("rollback-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let ctx = Ctx::standalone(config, data_dir, progress, cancel, run_id);
+    rollback(&ctx, entity, options).await
+}
+
+/// Puts `entity`'s table back to its baseline.
+pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Result<RollbackReport> {
+    let name = entity.name();
+    let mut cp = Checkpoint::load(&ctx.data_dir)?.ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "{} has no checkpoint: nothing was loaded",
+            ctx.data_dir.display()
+        ))
+    })?;
+    let baseline = cp.baselines.get(name).cloned().ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "{name} has no rollback baseline in {}: it was never loaded from this data directory",
+            ctx.data_dir.join(Checkpoint::FILE).display()
+        ))
+    })?;
+    let backup = baseline.backup.clone().ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "the first load of {name} took no backup (backupBeforeLoad was false): there is no baseline \
+             to roll back to"
+        ))
+    })?;
+    let table = ctx.table(entity)?.to_string();
+    if backup.table != table {
+        return Err(Error::Checkpoint(format!(
+            "the baseline of {name} is a backup of table {}, but the configuration names table {table}",
+            backup.table
+        )));
+    }
+    let manifest = ArtifactReader::verify(&backup.path)?;
+    if manifest.sha256 != backup.sha256 {
+        return Err(Error::Checkpoint(format!(
+            "backup {} has SHA-256 {} but the checkpoint recorded {}: it is not the backup the load took; \
+             refusing to roll back",
+            backup.path.display(),
+            manifest.sha256,
+            backup.sha256
+        )));
+    }
+    for l in &baseline.ledgers {
+        ledger::check(l)?;
+    }
+    confirm(
+        options.yes,
+        "rollback",
+        &format!(
+            "Roll back {name} in table {table} to its baseline of {} ({} items, {}): every item the \
+             {} load(s) since wrote is deleted or restored{}.",
+            backup.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            backup.items,
+            backup.path.display(),
+            baseline.ledgers.len(),
+            if options.force {
+                ", even where it changed since (--force)"
+            } else {
+                "; items changed since are left alone"
+            }
+        ),
+    )?;
+
+    let mut state = RollbackState {
+        state: State::Running,
+        run_id: ctx.run_id.clone(),
+        started_at: Utc::now(),
+        finished_at: None,
+        checked: 0,
+        total: 0,
+        deleted: 0,
+        restored: 0,
+        unchanged: 0,
+        drift: 0,
+        forced: options.force,
+        failed: 0,
+        error: None,
+    };
+    cp.rollbacks.insert(name.to_string(), state.clone());
+    cp.save()?;
+    let drift_path = ctx.report(&format!("rollback/{name}-drift.jsonl"));
+    let mut drift = Drift::create(&drift_path)?;
+    let result = revert(
+        ctx, &mut cp, name, &baseline, &table, options, &mut state, &mut drift,
+    )
+    .await;
+    state.finished_at = Some(Utc::now());
+    state.state = match &result {
+        Ok(()) => State::Done,
+        Err(Error::Interrupted(_)) => State::Interrupted,
+        Err(_) => State::Failed,
+    };
+    state.error = result.as_ref().err().map(|e| e.to_string());
+    cp.rollbacks.insert(name.to_string(), state.clone());
+    cp.save()?;
+    let examples = drift.finish()?;
+    let report = RollbackReport {
+        entity: name.into(),
+        table: table.clone(),
+        backup: backup.path.display().to_string(),
+        checked: state.checked,
+        deleted: state.deleted,
+        restored: state.restored,
+        unchanged: state.unchanged,
+        drift: state.drift,
+        forced: options.force,
+        failed: state.failed,
+        drift_file: drift_path.display().to_string(),
+    };
+    crate::report::update(
+        &ctx.report("rollback_report.json"),
+        &ctx.run_id,
+        name,
+        json!({"table": table, "state": state.state, "backup": report.backup, "backupSha256": backup.sha256,
+               "backupArn": backup.backup_arn, "baselinePinnedAt": baseline.pinned_at,
+               "ledgers": baseline.ledgers.iter().map(|l| l.path.display().to_string()).collect::<Vec<_>>(),
+               "checked": state.checked, "total": state.total, "deleted": state.deleted,
+               "restored": state.restored, "unchanged": state.unchanged, "drift": state.drift, "forced": options.force,
+               "driftItems": examples, "driftFile": report.drift_file,
+               "failed": state.failed, "error": state.error, "at": Utc::now().to_rfc3339()}),
+    )?;
+    result?;
+    if state.failed > 0 {
+        return Err(Error::Incomplete(format!(
+            "rollback of {name}: {} writes failed after every retry; run it again",
+            state.failed
+        )));
+    }
+    Ok(report)
+}
+
+/// The drifted keys, streamed to their file; the first few kept for the report.
+struct Drift {
+    out: std::io::BufWriter<std::fs::File>,
+    path: std::path::PathBuf,
+    examples: Vec<serde_json::Value>,
+}
+
+impl Drift {
+    fn create(path: &std::path::Path) -> Result<Drift> {
+        let file = crate::artifact::create_private_file(path)?;
+        Ok(Drift {
+            out: std::io::BufWriter::new(file),
+            path: path.to_path_buf(),
+            examples: Vec::new(),
+        })
+    }
+
+    fn add(&mut self, pk: &str, sk: &str, change: &str, forced: bool) -> Result<()> {
+        let line = json!({"PK": pk, "SK": sk, "change": change, "reverted": forced});
+        writeln!(self.out, "{line}").map_err(|e| Error::io(&self.path, e))?;
+        if self.examples.len() < DRIFT_EXAMPLES {
+            self.examples.push(line);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<serde_json::Value>> {
+        self.out.flush().map_err(|e| Error::io(&self.path, e))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(self.examples)
+    }
+}
+
+/// One key to check: its fingerprints as the loads wrote it.
+struct Key {
+    pk: String,
+    sk: String,
+    hash: u128,
+    written: Vec<u128>,
+}
+
+/// What became of a group of keys.
+#[derive(Default)]
+struct Group {
+    checked: u64,
+    deleted: u64,
+    unchanged: u64,
+    failed: u64,
+    /// (PK, SK, what changed) of drifted keys.
+    drift: Vec<(String, String, &'static str)>,
+    /// Keys to restore from the backup.
+    restore: Vec<u128>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn revert(
+    ctx: &Ctx,
+    cp: &mut Checkpoint,
+    name: &str,
+    baseline: &Baseline,
+    table: &str,
+    options: Options,
+    state: &mut RollbackState,
+    drift: &mut Drift,
+) -> Result<()> {
+    let backup = baseline.backup.as_ref().expect("checked by the caller");
+    // What the loads wrote, per key (an item loaded twice has two states).
+    let mut written: HashMap<u128, Vec<u128>> = HashMap::new();
+    for l in &baseline.ledgers {
+        ledger::read(&l.path, |e| {
+            let fps = written.entry(key_hash(&e.pk, &e.sk)).or_default();
+            if !fps.contains(&e.fp) {
+                fps.push(e.fp);
+            }
+            Ok(())
+        })?;
+    }
+    state.total = written.len() as u64;
+    // The baseline's fingerprint of those keys.
+    let mut base: HashMap<u128, u128> = HashMap::new();
+    let mut reader = ArtifactReader::open(&backup.path)?;
+    let mut buf = String::new();
+    while reader.next_line(&mut buf)? {
+        let item = wire_line(&backup.path, reader.line_no(), &buf)?;
+        let (pk, sk) = wire_key(&item);
+        let hash = key_hash(pk.unwrap_or_default(), sk.unwrap_or_default());
+        if written.contains_key(&hash) {
+            base.insert(hash, stable_wire(&item));
+        }
+    }
+    tracing::info!(
+        "rollback of {name}: {} keys written by {} load(s), {} of them in the baseline",
+        state.total,
+        baseline.ledgers.len(),
+        base.len()
+    );
+
+    let client = ctx.dynamo().await.clone();
+    let policy = RetryPolicy::from_config(&ctx.config.migration);
+    let stats = WriteStats::default();
+    let concurrency = ctx.config.migration.concurrency.max(1);
+    let bar = ctx.progress.bar(name, "rollback", Some(state.total));
+    let mut restore = KeySet::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut last_save = Instant::now();
+    let mut group: Vec<Key> = Vec::with_capacity(MAX_BATCH_GET_KEYS);
+    let mut settle = |g: Group,
+                      state: &mut RollbackState,
+                      cp: &mut Checkpoint,
+                      drift: &mut Drift,
+                      restore: &mut KeySet|
+     -> Result<()> {
+        state.checked += g.checked;
+        state.deleted += g.deleted;
+        state.failed += g.failed;
+        state.unchanged += g.unchanged;
+        state.drift += g.drift.len() as u64;
+        for (pk, sk, change) in &g.drift {
+            drift.add(pk, sk, change, options.force)?;
+        }
+        restore.extend(g.restore);
+        bar.inc(g.checked);
+        if last_save.elapsed() >= SAVE_EVERY {
+            last_save = Instant::now();
+            cp.rollbacks.insert(name.to_string(), state.clone());
+            cp.save()?;
+        }
+        Ok(())
+    };
+
+    // Each ledger key once, a group of 100 per BatchGetItem, `concurrency` groups at a time.
+    'ledgers: for l in &baseline.ledgers {
+        let mut entries = ledger::Reader::open(&l.path)?;
+        while let Some(e) = entries.next_entry()? {
+            let hash = key_hash(&e.pk, &e.sk);
+            let Some(fps) = written.remove(&hash) else {
+                continue; // seen in this or an earlier ledger
+            };
+            group.push(Key {
+                pk: e.pk,
+                sk: e.sk,
+                hash,
+                written: fps,
+            });
+            if group.len() < MAX_BATCH_GET_KEYS {
+                continue;
+            }
+            while in_flight.len() >= concurrency {
+                let done: Result<Group> = in_flight.next().await.expect("not empty");
+                settle(done?, state, cp, drift, &mut restore)?;
+            }
+            if ctx.cancelled() {
+                group.clear();
+                break 'ledgers;
+            }
+            let g = std::mem::replace(&mut group, Vec::with_capacity(MAX_BATCH_GET_KEYS));
+            in_flight.push(check_group(
+                &client, table, &policy, &stats, &base, options, g,
+            ));
+        }
+    }
+    if !group.is_empty() && !ctx.cancelled() {
+        in_flight.push(check_group(
+            &client,
+            table,
+            &policy,
+            &stats,
+            &base,
+            options,
+            std::mem::take(&mut group),
+        ));
+    }
+    let mut first_error = None;
+    while let Some(done) = in_flight.next().await {
+        match done {
+            Ok(g) => settle(g, state, cp, drift, &mut restore)?,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    drop(in_flight);
+    if let Some(e) = first_error {
+        bar.finish();
+        return Err(e);
+    }
+
+    // Restores: the backup's own bytes for the keys decided above.
+    if !restore.is_empty() && !ctx.cancelled() {
+        let (restored, failed) =
+            restore_items(ctx, &client, table, &policy, backup, restore).await?;
+        state.restored += restored;
+        state.failed += failed;
+    }
+    bar.finish();
+    if ctx.cancelled() {
+        return Err(Error::Interrupted(format!(
+            "rollback of {name} stopped after {} of {} keys; run `migrate rollback --entity {name}` again to finish it",
+            state.checked, state.total
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the current items of a group and deletes or marks for restore
+/// those that still hold what the migration wrote.
+async fn check_group(
+    client: &Client,
+    table: &str,
+    policy: &RetryPolicy,
+    stats: &WriteStats,
+    base: &HashMap<u128, u128>,
+    options: Options,
+    keys: Vec<Key>,
+) -> Result<Group> {
+    let request: Vec<AvItem> = keys
+        .iter()
+        .map(|k| {
+            AvItem::from([
+                ("PK".to_string(), AttributeValue::S(k.pk.clone())),
+                ("SK".to_string(), AttributeValue::S(k.sk.clone())),
+            ])
+        })
+        .collect();
+    let found = dynamo::batch_get(client, table, request, policy).await?;
+    let current: HashMap<u128, u128> = found
+        .iter()
+        .map(|item| {
+            let s = |n: &str| match item.get(n) {
+                Some(AttributeValue::S(s)) => s.as_str(),
+                _ => "",
+            };
+            (key_hash(s("PK"), s("SK")), stable_av(item))
+        })
+        .collect();
+    let mut g = Group {
+        checked: keys.len() as u64,
+        ..Group::default()
+    };
+    let mut deletes = Vec::new();
+    for k in keys {
+        let now = current.get(&k.hash);
+        let before = base.get(&k.hash);
+        if now == before {
+            g.unchanged += 1; // already as the baseline has it
+            continue;
+        }
+        let ours = now.is_some_and(|fp| k.written.contains(fp));
+        if !ours {
+            let change = if now.is_some() {
+                "changed since the load"
+            } else {
+                "deleted since the load"
+            };
+            g.drift.push((k.pk.clone(), k.sk.clone(), change));
+            if !options.force {
+                continue;
+            }
+        }
+        if before.is_some() {
+            g.restore.push(k.hash);
+        } else {
+            let key: Item = [
+                ("PK".to_string(), serde_json::Value::String(k.pk)),
+                ("SK".to_string(), serde_json::Value::String(k.sk)),
+            ]
+            .into_iter()
+            .collect();
+            deletes.push((0u64, Write::delete(&key)));
+        }
+    }
+    for (i, chunk) in deletes.chunks(MAX_BATCH_WRITE_ITEMS).enumerate() {
+        let batch: Vec<(u64, Write)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, (_, w))| ((i * MAX_BATCH_WRITE_ITEMS + j) as u64, w.clone()))
+            .collect();
+        let outcome = dynamo::write_batch(client, table, batch, policy, stats)
+            .await
+            .map_err(|t| Error::Target(t.message))?;
+        g.deleted += outcome.written;
+        g.failed += outcome.failed.len() as u64;
+    }
+    Ok(g)
+}
+
+/// Puts back, from the backup's bytes, the items whose key is in `keys`.
+async fn restore_items(
+    ctx: &Ctx,
+    client: &Client,
+    table: &str,
+    policy: &RetryPolicy,
+    backup: &crate::checkpoint::BackupInfo,
+    keys: KeySet,
+) -> Result<(u64, u64)> {
+    let batch_size = ctx.config.migration.batch_size;
+    let (tx, rx) = pipeline::channel(16);
+    let path = backup.path.clone();
+    let reader = std::thread::spawn(move || -> Result<()> {
+        let mut reader = ArtifactReader::open(&path)?;
+        let mut buf = String::new();
+        let mut batcher = Batcher::new(tx, batch_size);
+        let mut index = 0;
+        while reader.next_line(&mut buf)? {
+            let item = wire_line(&path, reader.line_no(), &buf)?;
+            let (pk, sk) = wire_key(&item);
+            if !keys.contains(&key_hash(pk.unwrap_or_default(), sk.unwrap_or_default())) {
+                continue;
+            }
+            let write = Write::put_wire(&buf)
+                .map_err(|e| Error::artifact(&path, format!("line {}: {e}", reader.line_no())))?;
+            if !batcher.push(index, write) {
+                return Ok(());
+            }
+            index += 1;
+        }
+        batcher.finish()
+    });
+    let (mut ok, mut failed) = (0, 0);
+    let cancelled = || ctx.cancelled();
+    let ended = pipeline::run(
+        client,
+        table,
+        policy,
+        ctx.config.migration.concurrency,
+        Duration::ZERO,
+        Arc::new(WriteStats::default()),
+        rx,
+        &cancelled,
+        |done| {
+            ok += done.outcome.written;
+            failed += done.outcome.failed.len() as u64;
+            Control::Continue
+        },
+    )
+    .await;
+    let read = reader
+        .join()
+        .map_err(|_| Error::Incomplete("the backup reader panicked".into()))?;
+    match ended {
+        Ended::Terminal(t) => Err(Error::Target(t.message)),
+        _ => {
+            read?;
+            Ok((ok, failed))
+        }
+    }
+}
