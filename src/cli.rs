@@ -65,7 +65,13 @@ pub struct Common {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Where the last run stands, per entity and phase.
-    Status,
+    Status {
+        /// Print the checkpoint's state as JSON, for scripts (docs/report.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write data/reports/report.html again from the data directory.
+    Report,
     /// Put a table back as it was before the last load of the entity.
     Rollback {
         /// Do not ask for confirmation.

@@ -14,7 +14,8 @@
 //! - [`artifact`]: JSON Lines with manifests and atomic writes;
 //!   [`source`]: PostgreSQL; [`dynamo`]: DynamoDB, limits and retries;
 //!   [`backup`]: backups and rollback.
-//! - [`report`], [`progress`], [`logging`]: what the operator sees.
+//! - [`report`] (the JSON reports and the HTML page), [`progress`],
+//!   [`logging`], [`status`], [`metrics`]: what the operator sees.
 
 pub mod artifact;
 pub mod backup;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod json;
 pub mod logging;
 pub mod mapping;
+pub mod metrics;
 pub mod parallel;
 pub mod phases;
 pub mod pipeline;

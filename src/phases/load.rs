@@ -89,6 +89,7 @@ pub async fn run(
     let reader = std::thread::spawn(move || read_batches(artifact, start, batch_size, tx));
 
     let stats = Arc::new(WriteStats::default());
+    let sampler = report::series::Sampler::start(stats.clone());
     let base_counts = step.counts.unwrap_or_default();
     let mut settled: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
     let mut watermark = start;
@@ -128,6 +129,7 @@ pub async fn run(
                 failed_total += f;
             }
             bar.inc(done.len);
+            sampler.add(done.len);
             let c = stats.counts();
             bar.set_errors(
                 failed_total + failed,
@@ -180,6 +182,11 @@ pub async fn run(
         return Err(e);
     }
     write_report(ctx, entity, &table, step, &failed_path)?;
+    report::series::save(
+        &ctx.report("load_report.json"),
+        entity.name(),
+        &sampler.finish(),
+    )?;
 
     let complete = watermark == manifest.records;
     match ended {
