@@ -5,7 +5,8 @@
 #   3. recreates the target tables named in the config, empty (migrate tables create --recreate);
 #   4. builds the release binary (cargo build --release);
 #   5. clears the artifacts of the previous demo under data/ (data/README.md stays);
-#   6. runs ./target/release/migrate --full --config config.example.json and exits with its status.
+#   6. runs ./target/release/migrate --full --config config.example.json, prints the path of the
+#      HTML report it wrote (data/reports/report.html) and exits with its status.
 #
 # Usage: scripts/demo.sh [extra migrate arguments, e.g. --verbose]
 # Environment: DB_PASSWORD (default 'migration'; the password gen_s9.sh gives migration_user and
@@ -51,4 +52,7 @@ say "6/6 ./target/release/migrate --full --config $CONFIG $*"
 status=0
 ./target/release/migrate --full --config "$CONFIG" "$@" || status=$?
 say "migrate exited with status $status"
+if [ -f data/reports/report.html ]; then
+  say "report: $ROOT/data/reports/report.html (open it in a browser)"
+fi
 exit "$status"

@@ -16,6 +16,8 @@
 #   scripts/services.sh --stop                # stop the moto server this script started
 #   scripts/services.sh --no-postgres | --no-moto   # skip one of the two
 #   scripts/services.sh --no-postgres --no-moto --venv   # only make sure .venv/ has moto and boto3
+#   scripts/services.sh --browser             # ... and install Debian's chromium (tests/report.rs renders
+#                                             #     the HTML report with it; skipped without it)
 #
 # Environment: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), MOTO_PORT (4566),
 #   MOTO_START_TIMEOUT (seconds, 60), PG_START_TIMEOUT (seconds, 60),
@@ -46,7 +48,7 @@ die()  { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"; }
 
-DO_PG=1 DO_MOTO=1 DO_VENV=0 TABLES_CONFIG="" RECREATE=0 ACTION=up
+DO_PG=1 DO_MOTO=1 DO_VENV=0 DO_BROWSER=0 TABLES_CONFIG="" RECREATE=0 ACTION=up
 while [ $# -gt 0 ]; do
   case "$1" in
     --tables) [ $# -ge 2 ] || die "--tables needs a config file"; TABLES_CONFIG="$2"; shift 2 ;;
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
     --no-postgres) DO_PG=0; shift ;;
     --no-moto) DO_MOTO=0; shift ;;
     --venv) DO_VENV=1; shift ;;
+    --browser) DO_BROWSER=1; shift ;;
     --status) ACTION=status; shift ;;
     --stop) ACTION=stop; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -363,6 +366,18 @@ stop_moto() {
   fi
 }
 
+# ---------------------------------------------------------------- browser
+
+# Chromium, for the headless rendering test of the HTML report (tests/report.rs).
+ensure_browser() {
+  if [ -x /usr/bin/chromium ]; then
+    say "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo installed)"
+    return 0
+  fi
+  apt_install chromium
+  [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
+}
+
 # ---------------------------------------------------------------- report
 
 status() {
@@ -397,6 +412,7 @@ esac
 if [ "$DO_PG" = 1 ]; then ensure_postgres; fi
 if [ "$DO_MOTO" = 1 ]; then ensure_moto; fi
 if [ "$DO_VENV" = 1 ]; then ensure_venv; fi
+if [ "$DO_BROWSER" = 1 ]; then ensure_browser; fi
 
 if [ -n "$TABLES_CONFIG" ]; then
   [ -f "$TABLES_CONFIG" ] || die "config file not found: $TABLES_CONFIG"

@@ -65,7 +65,13 @@ pub struct Common {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Where the last run stands, per entity and phase.
-    Status,
+    Status {
+        /// Print the checkpoint's state as JSON, for scripts (docs/report.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write data/reports/report.html again from the data directory.
+    Report,
     /// Put the entity's items back as they were before the migration first
     /// wrote to its table (its baseline; docs/rollback.md).
     Rollback {

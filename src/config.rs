@@ -196,6 +196,28 @@ impl Default for MigrationConfig {
     }
 }
 
+/// Optional metrics (docs/report.md): CloudWatch, a Prometheus text file, both or neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsConfig {
+    pub cloudwatch: Option<CloudWatchConfig>,
+    pub prometheus: Option<PrometheusConfig>,
+}
+
+/// CloudWatch PutMetricData, with the target's region, endpoint and credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudWatchConfig {
+    pub namespace: String,
+}
+
+/// A file in the Prometheus text format (node_exporter's textfile collector).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusConfig {
+    pub textfile: PathBuf,
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -204,6 +226,7 @@ pub struct Config {
     pub source: SourceConfig,
     pub target: TargetConfig,
     pub migration: MigrationConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Deserialize)]
@@ -213,6 +236,8 @@ struct RawConfig {
     target: BTreeMap<String, Value>,
     #[serde(default)]
     migration: RawMigration,
+    #[serde(default)]
+    metrics: MetricsConfig,
 }
 
 #[derive(Deserialize)]
@@ -380,6 +405,7 @@ impl Config {
                 uuid_namespace,
                 data_dir: m.data_dir,
             },
+            metrics: raw.metrics,
         })
     }
 }

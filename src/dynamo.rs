@@ -48,6 +48,15 @@ pub type AvItem = HashMap<String, AttributeValue>;
 
 /// Builds the one client of the run from the target configuration.
 pub async fn client(target: &TargetConfig, migration: &MigrationConfig) -> Client {
+    Client::new(&sdk_config(target, migration).await)
+}
+
+/// The SDK configuration of [`client`] (region, endpoint, credentials,
+/// timeouts, no SDK retries), shared with the CloudWatch metrics client.
+pub async fn sdk_config(
+    target: &TargetConfig,
+    migration: &MigrationConfig,
+) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(target.region.clone()))
         .retry_config(RetryConfig::disabled())
@@ -77,8 +86,7 @@ pub async fn client(target: &TargetConfig, migration: &MigrationConfig) -> Clien
             ));
         }
     }
-    let shared = loader.load().await;
-    Client::new(&shared)
+    loader.load().await
 }
 
 /// Whether the endpoint URL is on this machine (localhost, 127.x, [::1]).

@@ -19,7 +19,8 @@
 //!   [`pitr`]: point-in-time recovery; [`tables`]: the target tables from
 //!   the entities' definitions (`migrate tables create`).
 //! - [`lock`]: one writing command per data directory.
-//! - [`report`], [`progress`], [`logging`]: what the operator sees.
+//! - [`report`] (the JSON reports and the HTML page), [`progress`],
+//!   [`logging`], [`status`], [`metrics`]: what the operator sees.
 
 pub mod artifact;
 pub mod backup;
@@ -35,6 +36,7 @@ pub mod limits;
 pub mod lock;
 pub mod logging;
 pub mod mapping;
+pub mod metrics;
 pub mod parallel;
 pub mod phases;
 pub mod pipeline;

@@ -74,12 +74,31 @@ async fn tables_create(cli: &Cli, recreate: bool, timeout: u64) -> Result<ExitCo
 async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let common = &cli.common;
     let data_dir_flag = common.data_dir.clone();
-    if let Some(Command::Status) = cli.command {
+    if let Some(Command::Status { json }) = cli.command {
         // Read-only: takes no lock, so it works while another command runs.
         let dir = data_dir_flag
             .or_else(|| configured_data_dir(&common.config))
             .unwrap_or_else(|| PathBuf::from("data"));
-        print!("{}", migrate::status::render(&dir)?);
+        if json {
+            println!("{}", migrate::status::json(&dir)?);
+        } else {
+            print!("{}", migrate::status::render(&dir)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Report) = cli.command {
+        // The configuration is shown when there is one; the page needs only
+        // the data dir. Takes no lock: it reads, and replaces one file atomically.
+        let config = if common.config.exists() {
+            Some(Config::load(&common.config)?)
+        } else {
+            None
+        };
+        let dir = data_dir_flag
+            .or_else(|| config.as_ref().and_then(|c| c.migration.data_dir.clone()))
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let path = migrate::report::html::write(&dir, config.as_ref(), None)?;
+        println!("report: {}", path.display());
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(Command::Tables {
@@ -227,14 +246,46 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         dry_run: cli.dry_run,
     };
     let started = std::time::Instant::now();
+    let shown = config.clone();
+    let metrics = migrate::metrics::start(&config, &data_dir).await;
     let outcome = runner::run(config, data_dir.clone(), request, progress, cancel).await;
+    if let Some(metrics) = metrics {
+        metrics.finish().await;
+    }
     let cp = migrate::checkpoint::Checkpoint::load(&data_dir)
         .ok()
         .flatten();
     if let Some(cp) = &cp {
         println!("{}", migrate::report::summary(cp));
     }
-    let outcome = outcome?;
+    // The HTML report, whatever the outcome (success, failure or interruption).
+    let failure = outcome.as_ref().err().map(|e| e.to_string());
+    let page = match &cp {
+        Some(_) => {
+            migrate::report::html::write(&data_dir, Some(&shown), failure.as_deref()).map(Some)
+        }
+        None => Ok(None),
+    };
+    let outcome = match (outcome, page) {
+        (Err(e), Err(page_error)) => {
+            report_error(&format!(
+                "the HTML report could not be written: {page_error}"
+            ));
+            return Err(e);
+        }
+        (Err(e), Ok(Some(path))) => {
+            println!("report: {}", path.display());
+            return Err(e);
+        }
+        (Err(e), Ok(None)) => return Err(e),
+        (Ok(_), Err(page_error)) => return Err(page_error),
+        (Ok(outcome), Ok(path)) => {
+            if let Some(path) = path {
+                println!("report: {}", path.display());
+            }
+            outcome
+        }
+    };
     println!(
         "took {:.1}s; reports in {}",
         started.elapsed().as_secs_f64(),

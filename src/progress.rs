@@ -6,7 +6,30 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+/// `n` with a comma between thousands: `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate as a whole number with thousands separators: `12,345/s`.
+pub fn rate(per_sec: f64) -> String {
+    let r = if per_sec.is_finite() && per_sec > 0.0 {
+        per_sec.round() as u64
+    } else {
+        0
+    };
+    format!("{}/s", thousands(r))
+}
 
 /// How often plain mode logs a line.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -38,13 +61,16 @@ impl Progress {
         let bar = self.multi.as_ref().map(|m| {
             let pb = m.add(ProgressBar::new(total.unwrap_or(0)));
             let template = if total.is_some() {
-                "{prefix} [{bar:30.cyan/blue}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}"
+                "{prefix} [{bar:30.cyan/blue}] {human_pos}/{human_len} {rate} ETA {eta} {msg}"
             } else {
-                "{prefix} {spinner} {human_pos} {per_sec} {msg}"
+                "{prefix} {spinner} {human_pos} {rate} {msg}"
             };
             pb.set_style(
                 ProgressStyle::with_template(template)
                     .expect("valid template")
+                    .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(s.per_sec()));
+                    })
                     .progress_chars("=> "),
             );
             pb.set_prefix(label.clone());
@@ -123,11 +149,15 @@ impl Bar {
             }
             _ => String::new(),
         };
-        let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
+        let of = self
+            .total
+            .map(|t| format!("/{}", thousands(t)))
+            .unwrap_or_default();
         tracing::info!(
-            "{}: {}{of} ({rate:.0}/s{eta}), errors {} {}",
+            "{}: {}{of} ({}{eta}), errors {} {}",
             self.label.trim(),
-            s.pos,
+            thousands(s.pos),
+            self::rate(rate),
             s.errors,
             s.note
         );
@@ -141,5 +171,21 @@ impl Bar {
             let s = self.state.lock().expect("progress lock");
             self.log_line(&s);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_with_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(rate(343.0615), "343/s");
+        assert_eq!(rate(12345.6), "12,346/s");
+        assert_eq!(rate(f64::NAN), "0/s");
     }
 }

@@ -95,6 +95,7 @@ pub async fn run(
     let reader = std::thread::spawn(move || read_batches(artifact, start, batch_size, tx, ledger));
 
     let stats = Arc::new(WriteStats::default());
+    let sampler = report::series::Sampler::start(stats.clone());
     let base_counts = step.counts.unwrap_or_default();
     let mut mark = Watermark::new(start, step.written.unwrap_or(0), step.failed.unwrap_or(0));
     let mut failed_file = open_append(&failed_path)?;
@@ -135,6 +136,7 @@ pub async fn run(
                 recorded && (failed == 0 || continue_on_error),
             );
             bar.inc(done.len);
+            sampler.add(done.len);
             let c = stats.counts();
             bar.set_errors(
                 mark.failed + mark.unconfirmed_failed,
@@ -204,6 +206,11 @@ pub async fn run(
         return Err(e);
     }
     write_report(ctx, entity, &table, step, unconfirmed_failed, &failed_path)?;
+    report::series::save(
+        &ctx.report("load_report.json"),
+        entity.name(),
+        &sampler.finish(),
+    )?;
     // Conservation: every confirmed item is written or recorded as failed.
     if written_total + failed_total != watermark {
         return Err(Error::Incomplete(format!(

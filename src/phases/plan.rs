@@ -12,22 +12,29 @@ use crate::dynamo::RetryPolicy;
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::json::Obj;
+use crate::progress::thousands;
 use crate::runner::Ctx;
 use crate::tables;
 
-/// Prints the load plan of `entities`.
+/// One row of the plan.
+struct Row {
+    entity: &'static str,
+    table: String,
+    items: u64,
+    requests: u64,
+    units: u64,
+    secs: f64,
+    /// What the estimate rests on, one line each (docs/tables.md).
+    assumptions: Vec<String>,
+}
+
+/// Prints the load plan of `entities`: everything is measured first, then
+/// the table is printed in one piece (nothing logged between its rows).
 pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
     let m = &ctx.config.migration;
     let client = ctx.dynamo().await;
-    println!(
-        "\nDry run: nothing was written to DynamoDB. Load plan (batch {}, concurrency {}):",
-        m.batch_size, m.concurrency
-    );
-    println!(
-        "{:<10} {:<24} {:>10} {:>10} {:>12} {:>12}",
-        "entity", "table", "items", "requests", "write units", "estimate"
-    );
     let policy = RetryPolicy::from_config(m);
+    let mut rows = Vec::new();
     for e in entities {
         let path = ctx.artifact(Phase::Validate, e.name());
         let mut reader = ArtifactReader::open(&path)?;
@@ -48,23 +55,115 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
         let (items, units) = (tally.items, tally.units());
         let requests = items.div_ceil(m.batch_size as u64);
         let estimate = estimate::estimate(ctx, &spec, &tally, rtt).await;
-        let secs = estimate.secs;
-        println!(
-            "{:<10} {:<24} {:>10} {:>10} {:>12} {:>11.1}s",
-            e.name(),
-            table,
+        tracing::debug!(entity = e.name(), items, requests, write_units = units, write_units_with_indexes = tally.total_units(), estimate_s = estimate.secs, rtt_ms = rtt.as_millis() as u64, assumptions = ?estimate.assumptions, "load plan");
+        rows.push(Row {
+            entity: e.name(),
+            table: table.to_string(),
             items,
             requests,
             units,
-            secs
-        );
-        for line in &estimate.assumptions {
-            println!("  {}: {line}", e.name());
-        }
-        tracing::info!(entity = e.name(), items, requests, write_units = units, write_units_with_indexes = tally.total_units(), estimate_s = secs, rtt_ms = rtt.as_millis() as u64, assumptions = ?estimate.assumptions, "load plan");
+            secs: estimate.secs,
+            assumptions: estimate.assumptions,
+        });
     }
-    println!(
-        "(write units: the items' own, each rounded up to 1 KB; the lines under each entity give the index writes and the estimate's assumptions)"
-    );
+    println!("{}", table(m.batch_size, m.concurrency, &rows));
     Ok(())
+}
+
+/// The plan as one table, numbers with thousands separators.
+fn table(batch_size: usize, concurrency: usize, rows: &[Row]) -> String {
+    let mut out = format!(
+        "\nDry run: nothing was written to DynamoDB. Load plan (batch {batch_size}, concurrency {concurrency}):\n"
+    );
+    let width = rows.iter().map(|r| r.table.len()).max().unwrap_or(0).max(5);
+    let line = |out: &mut String, cols: [&str; 6]| {
+        out.push_str(&format!(
+            "  {:<10} {:<width$} {:>12} {:>10} {:>12} {:>9}\n",
+            cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]
+        ));
+    };
+    line(
+        &mut out,
+        [
+            "entity",
+            "table",
+            "items",
+            "requests",
+            "write units",
+            "estimate",
+        ],
+    );
+    let (mut items, mut requests, mut units, mut secs) = (0, 0, 0, 0.0);
+    for r in rows {
+        line(
+            &mut out,
+            [
+                r.entity,
+                &r.table,
+                &thousands(r.items),
+                &thousands(r.requests),
+                &thousands(r.units),
+                &format!("{:.1}s", r.secs),
+            ],
+        );
+        items += r.items;
+        requests += r.requests;
+        units += r.units;
+        secs += r.secs;
+    }
+    line(
+        &mut out,
+        [
+            "total",
+            "",
+            &thousands(items),
+            &thousands(requests),
+            &thousands(units),
+            &format!("{secs:.1}s"),
+        ],
+    );
+    out.push_str(
+        "  (write units: the items' own, each rounded up to 1 KB; what each estimate rests on:)",
+    );
+    for r in rows {
+        for line in &r.assumptions {
+            out.push_str(&format!("\n  {}: {line}", r.entity));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_with_separators_and_a_total() {
+        let rows = [
+            Row {
+                entity: "buyers",
+                table: "BuyersTable-dev".into(),
+                items: 1234,
+                requests: 50,
+                units: 1300,
+                secs: 0.25,
+                assumptions: vec!["4,000 write units/s".into()],
+            },
+            Row {
+                entity: "sales",
+                table: "SalesTable-dev".into(),
+                items: 1_000_000,
+                requests: 40_000,
+                units: 1_000_000,
+                secs: 12.0,
+                assumptions: Vec::new(),
+            },
+        ];
+        let t = table(25, 8, &rows);
+        assert!(t.contains("1,000,000") && t.contains("1,001,234"), "{t}");
+        assert!(t.contains("12.2s"), "{t}");
+        // Every row's columns line up under the header.
+        let ends: Vec<usize> = t.lines().skip(2).take(4).map(|l| l.len()).collect();
+        assert!(ends.windows(2).all(|w| w[0] == w[1]), "{t}");
+    }
 }

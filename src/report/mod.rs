@@ -1,5 +1,14 @@
 //! Reports under `data/reports/`: the JSON reports each phase updates per
 //! entity (atomically), and the one-screen summary printed after every run.
+//! The HTML page built from them is in [`html`] (its charts in [`svg`], the
+//! reports read back in [`files`]); the load's time series in [`series`].
+
+pub mod config_view;
+pub mod files;
+pub mod html;
+pub mod series;
+pub mod svg;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,7 +23,7 @@ use crate::error::Result;
 /// Sets `entity`'s section of the report at `path`, keeping the others.
 pub fn update(path: &Path, run_id: &str, entity: &str, section: Value) -> Result<()> {
     let mut report: Map<String, Value> = if path.exists() {
-        read_json(path).unwrap_or_default()
+        read_json(path)?
     } else {
         Map::new()
     };
@@ -33,6 +42,21 @@ pub fn update(path: &Path, run_id: &str, entity: &str, section: Value) -> Result
         }
         m.insert(entity.into(), section);
     }
+    write_json_atomic(path, &report)
+}
+
+/// Sets one field of `entity`'s section of the report at `path`, keeping
+/// the rest (the section must exist: the phase wrote it first).
+pub fn set_field(path: &Path, entity: &str, key: &str, value: Value) -> Result<()> {
+    let mut report: Map<String, Value> = read_json(path)?;
+    let section = report
+        .get_mut("entities")
+        .and_then(|e| e.get_mut(entity))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| {
+            crate::Error::artifact(path, format!("has no section for {entity} to add {key} to"))
+        })?;
+    section.insert(key.into(), value);
     write_json_atomic(path, &report)
 }
 
