@@ -185,7 +185,15 @@ fn unknown_column_type_falls_back_to_row_to_json_with_a_warning() {
     for e in ENTITIES {
         assert_same_lines(e, &json[e], &binary[e]);
     }
-    assert!(String::from_utf8_lossy(&binary["sales"]).contains("+01:00"));
+    // the timestamptz column as PostgreSQL renders it, with its offset
+    let sales = String::from_utf8_lossy(&binary["sales"]).into_owned();
+    assert!(
+        ["+00:00\"", "+01:00\"", "+02:00\""]
+            .iter()
+            .any(|o| sales.contains(o)),
+        "{}",
+        &sales[..300]
+    );
 }
 
 /// 20,000 rows of random values of every type the decoder handles, read
