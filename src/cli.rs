@@ -88,18 +88,6 @@ pub enum Command {
         #[command(subcommand)]
         action: BaselineAction,
     },
-}
-
-/// `migrate baseline …`.
-#[derive(Debug, Subcommand)]
-pub enum BaselineAction {
-    /// Accept the entity's table as it is now as its new baseline (takes a
-    /// fresh backup; later rollbacks go back to this state).
-    Reset {
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-    },
     /// Delete everything under the data directory that holds personal data
     /// (artifacts, backups, record-level reports); keep the summaries.
     Purge {
@@ -115,6 +103,18 @@ pub enum BaselineAction {
     Tables {
         #[command(subcommand)]
         action: TablesCommand,
+    },
+}
+
+/// `migrate baseline …`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineAction {
+    /// Accept the entity's table as it is now as its new baseline (takes a
+    /// fresh backup; later rollbacks go back to this state).
+    Reset {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 

@@ -630,6 +630,16 @@ pub enum BatchError {
     },
 }
 
+impl BatchError {
+    /// What the server said, for a caller that treats any refusal as fatal.
+    pub fn into_message(self) -> String {
+        match self {
+            BatchError::Terminal(t) => t.message,
+            BatchError::Refused { message, .. } => message,
+        }
+    }
+}
+
 fn key_matches(a: &AvItem, b: &AvItem) -> bool {
     a.get("PK") == b.get("PK") && a.get("SK") == b.get("SK")
 }

@@ -488,7 +488,7 @@ async fn check_group(
             .collect();
         let outcome = dynamo::write_batch(client, table, batch, policy, stats)
             .await
-            .map_err(|t| Error::Target(t.message))?;
+            .map_err(|e| Error::Target(e.into_message()))?;
         g.deleted += outcome.written;
         g.failed += outcome.failed.len() as u64;
     }

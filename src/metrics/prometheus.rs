@@ -14,8 +14,11 @@ use std::path::Path;
 use super::{Key, Values};
 use crate::error::{Error, Result};
 
-/// (name, help, value) of each metric.
-const METRICS: [(&str, &str, fn(&Values) -> f64); 5] = [
+/// One metric: its name, its help text, and how to read it from the values.
+type Metric = (&'static str, &'static str, fn(&Values) -> f64);
+
+/// Every metric the file holds.
+const METRICS: [Metric; 5] = [
     (
         "migrate_records_processed",
         "Records processed by the phase in the run.",

@@ -342,7 +342,7 @@ async fn timed_writes(
         .buffer_unordered(concurrency.max(1));
     let mut written = 0u64;
     while let Some(r) = results.next().await {
-        let outcome = r.map_err(|t| Error::Target(t.message))?;
+        let outcome = r.map_err(|e| Error::Target(e.into_message()))?;
         if let Some((_, why)) = outcome.failed.first() {
             return Err(Error::Target(format!(
                 "writing to the scratch table {table}: {why}"
