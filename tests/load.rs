@@ -651,9 +651,9 @@ fn dry_run_writes_nothing_to_dynamodb() {
                     (
                         f[0].to_string(),
                         (
-                            f[2].parse().unwrap(),
-                            f[3].parse().unwrap(),
-                            f[4].parse().unwrap(),
+                            f[2].replace(',', "").parse().unwrap(),
+                            f[3].replace(',', "").parse().unwrap(),
+                            f[4].replace(',', "").parse().unwrap(),
                         ),
                     )
                 })

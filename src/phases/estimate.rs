@@ -26,6 +26,7 @@ use crate::dynamo::{self, RetryPolicy, WRITE_UNIT_BYTES, Write, WriteStats, item
 use crate::entities::table::Projection;
 use crate::error::{Error, Result};
 use crate::json::Obj;
+use crate::progress::thousands;
 use crate::runner::Ctx;
 use crate::tables::{self, TableSpec};
 
@@ -352,19 +353,6 @@ async fn timed_writes(
     }
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     Ok(written as f64 / secs)
-}
-
-/// `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
