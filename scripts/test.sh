@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh — the project's test command: brings up the local services the integration
-# tests need (scripts/services.sh), then runs `cargo test` with every argument passed through.
+# tests need (scripts/services.sh --browser: PostgreSQL, the moto server, and Debian's chromium for
+# the report's rendering test), then runs `cargo test` with every argument passed through.
 #
 # Usage: scripts/test.sh [cargo test arguments]   e.g. scripts/test.sh --release -- --test-threads 2
 # Environment handed to the tests (defaults shown):
@@ -19,7 +20,7 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED="${AWS_EC2_METADATA_DISABLED:-true}"
 
 if [ "${SKIP_SERVICES:-0}" != 1 ]; then
-  scripts/services.sh
+  scripts/services.sh --browser
 fi
 
 export MIGRATE_TEST_PG="${MIGRATE_TEST_PG:-host=${PGHOST:-127.0.0.1} port=${PGPORT:-5432} user=${PGUSER:-postgres}}"
