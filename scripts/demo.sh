@@ -2,8 +2,8 @@
 # scripts/demo.sh — the one-command demo of `migrate`:
 #   1. brings up PostgreSQL and the moto DynamoDB server (scripts/services.sh);
 #   2. rebuilds the sample S9 database 's9' at the default sizes (scripts/gen_s9.sh);
-#   3. recreates the target tables named in the config, empty (migrate tables create --recreate);
-#   4. builds the release binary (cargo build --release);
+#   3. builds the release binary (cargo build --release);
+#   4. recreates the target tables named in the config, empty (migrate tables create --recreate);
 #   5. clears the artifacts of the previous demo under data/ (data/README.md stays);
 #   6. runs ./target/release/migrate --full --config config.example.json, prints the path of the
 #      HTML report it wrote (data/reports/report.html) and exits with its status.
@@ -35,13 +35,12 @@ fi
 say "2/6 sample S9 database"
 scripts/gen_s9.sh --db s9
 
-say "3/6 target tables (recreated empty, from the entities' definitions: docs/tables.md)"
-command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"
-cargo run --release --quiet -- tables create --recreate --config "$CONFIG"
-
-say "4/6 cargo build --release"
+say "3/6 cargo build --release"
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"
 cargo build --release
+
+say "4/6 target tables (recreated empty, from the entities' definitions: docs/tables.md)"
+./target/release/migrate tables create --recreate --config "$CONFIG"
 
 say "5/6 clearing the previous demo's artifacts under data/"
 if [ -d data ]; then

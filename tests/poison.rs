@@ -262,3 +262,101 @@ fn timeouts_are_counted_apart_from_server_errors() {
     assert_eq!(b["serverErrors"], 0, "{b}");
     assert_eq!(b["written"].as_u64(), Some(buyers.len() as u64), "{b}");
 }
+
+/// A full tmpfs mounted over `dir`: every write into it fails with ENOSPC.
+/// None when this process may not mount (not root, no CAP_SYS_ADMIN).
+struct FullDisk {
+    dir: std::path::PathBuf,
+}
+
+impl FullDisk {
+    fn mount(dir: &std::path::Path) -> Option<FullDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            return None;
+        }
+        // Fill it: the next byte written anywhere in it has no room.
+        let _ = std::fs::write(dir.join("filler"), vec![0u8; 64 * 1024]);
+        Some(FullDisk {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn unmount(self) {
+        drop(self);
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn a_failed_file_that_cannot_be_written_stops_the_load_before_the_batch_counts() {
+    let env = Env::new("failedfull");
+    env.generate(200, 10, 10, 24);
+    env.config(json!({}));
+    prepare(&env, &["buyers"]);
+    let buyers = env.jsonl("validated/buyers.jsonl");
+    let at = buyers.len() / 2;
+    let poison = pk_of(&buyers[at]);
+    let others: Vec<Value> = buyers
+        .iter()
+        .filter(|v| pk_of(v) != poison)
+        .cloned()
+        .collect();
+    let proxy = FaultProxy::start_blocking(
+        &env.endpoint,
+        Faults {
+            refuse_pk: Some(poison.clone()),
+            ..Faults::default()
+        },
+    );
+    env.config(json!({"target": {"endpoint": proxy.endpoint},
+                      "migration": {"retryDelay": 0.005, "continueOnError": true, "concurrency": 1}}));
+
+    // The disk under the failed file is full: the refused item cannot be
+    // recorded, so the load stops and its batch is not confirmed.
+    let failed_dir = env.data_dir().join("reports/failed");
+    let Some(full) = FullDisk::mount(&failed_dir) else {
+        panic!(
+            "this test mounts a full tmpfs over {} and needs root (CAP_SYS_ADMIN)",
+            failed_dir.display()
+        );
+    };
+    let out = env.migrate(&["--phase", "load", "--entity", "buyers", "--quiet"]);
+    let err = stderr(&out);
+    full.unmount();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        err.contains("failed/buyers.jsonl") && err.contains("No space left"),
+        "names the file and the cause: {}",
+        text(&out)
+    );
+    let step = load_step(&env, "buyers");
+    assert!(
+        step["confirmed"].as_u64().unwrap() <= at as u64,
+        "the checkpoint does not pass the unrecorded item {at}: {step}"
+    );
+    assert_eq!(step["state"], "failed", "{step}");
+
+    // With room again, --resume records the refused item and writes the rest.
+    let out = env.migrate(&["--resume", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = env.jsonl("reports/failed/buyers.jsonl");
+    assert_eq!(failed.len(), 1, "the refused item is recorded: {failed:?}");
+    assert_eq!(failed[0]["PK"], json!(poison), "{}", failed[0]);
+    assert_table_is(&env, "buyers", &others);
+    let report = env.report("reports/load_report.json");
+    let b = &report["entities"]["buyers"];
+    assert_eq!(b["failed"], 1, "{b}");
+    assert_eq!(b["written"].as_u64(), Some(others.len() as u64), "{b}");
+}

@@ -132,7 +132,7 @@ fn one_writer_per_data_directory_and_no_stale_lock_after_kill_9() {
 
 /// `migrate` run from `cwd` with `args` and no `--data-dir`.
 fn migrate_in(env: &Env, cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_migrate"))
+    Command::new(support::migrate_bin())
         .current_dir(cwd)
         .arg("--config")
         .arg(env.dir.join("config.json"))

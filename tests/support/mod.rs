@@ -28,6 +28,12 @@ pub fn dynamodb_endpoint() -> String {
     std::env::var("MIGRATE_TEST_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
 }
 
+/// The binary under test: this build's, or `MIGRATE_TEST_BIN` (how the
+/// safety tests are shown to fail on an older build, docs/safety.md).
+pub fn migrate_bin() -> std::ffi::OsString {
+    std::env::var_os("MIGRATE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_migrate").into())
+}
+
 pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -184,7 +190,7 @@ impl Env {
     }
 
     pub fn migrate_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_migrate"));
+        let mut c = Command::new(migrate_bin());
         c.current_dir(&self.dir)
             .arg("--config")
             .arg(self.dir.join("config.json"))
