@@ -65,6 +65,9 @@ pub struct SourceConfig {
     pub ssl_root_cert: Option<PathBuf>,
     pub schema: String,
     pub connect_timeout: Duration,
+    /// `driftCheck: "warn"` logs source drift instead of refusing
+    /// (docs/checks.md); the default refuses.
+    pub drift_warn_only: bool,
 }
 
 /// Where the items go.
@@ -253,6 +256,7 @@ struct RawSource {
     ssl_root_cert: Option<PathBuf>,
     schema: Option<String>,
     connect_timeout: Option<f64>,
+    drift_check: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -374,6 +378,7 @@ impl Config {
                 ssl_root_cert: raw.source.ssl_root_cert,
                 schema: raw.source.schema.unwrap_or_else(|| "public".into()),
                 connect_timeout: secs(raw.source.connect_timeout, Duration::from_secs(10)),
+                drift_warn_only: raw.source.drift_check.as_deref() == Some("warn"),
             },
             target: TargetConfig {
                 region,

@@ -41,6 +41,7 @@ pub mod parallel;
 pub mod phases;
 pub mod pipeline;
 pub mod pitr;
+pub mod preflight;
 pub mod progress;
 pub mod purge;
 pub mod report;

@@ -189,6 +189,11 @@ pub async fn run(
     let mut problems = Vec::new();
     let phases = cp.plan.phases.clone();
 
+    // The source's columns before anything is extracted (docs/checks.md).
+    if phases.contains(&Phase::Extract) {
+        crate::preflight::drift::check(&ctx.config.source, &entity_list).await?;
+    }
+
     // Fail before any work when a table the command will need is missing.
     let needs_target = dry_run
         || phases
@@ -201,6 +206,8 @@ pub async fn run(
             crate::dynamo::check_table(ctx.dynamo().await, &table, &policy).await?;
         }
         tracing::info!("target tables checked: {}", entity_list.len());
+        crate::preflight::indexes::check(ctx.dynamo().await, &ctx.config, &entity_list, &policy)
+            .await?;
         if dry_run || phases.contains(&Phase::Load) {
             let tables = entity_list
                 .iter()

@@ -243,6 +243,11 @@ impl Snapshot {
         )
     }
 
+    /// The rows of `sql` in the snapshot, every value as text.
+    pub async fn text_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        text_rows(&self.client, sql).await
+    }
+
     /// The planner's estimate of the rows `query` will return, for the
     /// progress bar: a `count(*)` would read the whole table once more.
     pub async fn estimate(&self, query: &str) -> Result<u64> {
@@ -347,6 +352,24 @@ impl Snapshot {
             .await
             .map_err(|e| Error::Source(describe(&e)))
     }
+}
+
+/// The rows of `sql`, every value as text (PostgreSQL's own rendering:
+/// numerics keep their exact decimal text).
+pub async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| Error::Source(format!("{}: {}", first_line(sql), describe(&e))))?;
+    Ok(messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect())
 }
 
 fn first_line(query: &str) -> String {

@@ -297,11 +297,13 @@ fn backups_restore_every_type_byte_for_byte() {
 
 #[test]
 fn a_shared_table_rolls_back_one_entity_alone() {
-    let env = Env::new("rb_shared");
+    let env = Env::without_tables("rb_shared");
     env.generate(40, 8, 30, 32);
     let table = env.table("buyers").to_string();
-    // Single-table design: all three entities in one table.
+    // Single-table design: all three entities in one table, created as a
+    // user would, with the union of the entities' indexes.
     env.config(json!({"target": {"producersTable": table, "salesTable": table}}));
+    env.create_tables();
     prepare(&env, &["buyers", "producers", "sales"]);
     let unrelated = ("OTHER#1".to_string(), "METADATA".to_string());
     put_item(&env, &table, every_type(&unrelated, "1"));

@@ -1,6 +1,6 @@
 //! Buyers: `msg_anag` rows of kind 2 (company) and 3 (private person).
 
-use super::party::{PARTY_COLUMNS, PartyKind, map_party};
+use super::party::{PARTY_COLUMNS, PARTY_SOURCE, PartyKind, map_party};
 use super::{Entity, MapContext, Row, Severity, TableDef, Transformed, UniqueAttribute};
 
 /// The buyers entity.
@@ -29,6 +29,9 @@ impl Entity for Buyers {
     }
     fn split_column(&self) -> Option<&'static str> {
         Some("first_id")
+    }
+    fn source_columns(&self) -> &'static [super::checks::SourceColumn] {
+        PARTY_SOURCE
     }
     fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
         let (party_type, vat_required) = match row.int("kind")? {

@@ -19,6 +19,7 @@ use crate::json::{Obj, Val};
 use crate::mapping;
 
 pub mod buyers;
+pub mod checks;
 mod party;
 pub mod producers;
 pub mod sales;
@@ -189,6 +190,16 @@ pub trait Entity: Send + Sync + 'static {
     fn unique_attributes(&self) -> &'static [UniqueAttribute] {
         &[]
     }
+    /// The source columns the extract query reads, as the catalog should
+    /// describe them; checked before extract (docs/checks.md).
+    fn source_columns(&self) -> &'static [checks::SourceColumn] {
+        &[]
+    }
+    /// The money verify reconciles between the source and the table; `None`
+    /// skips the reconciliation (docs/checks.md).
+    fn reconcile(&self) -> Option<&'static checks::Reconcile> {
+        None
+    }
 }
 
 /// An extracted row: the JSON object PostgreSQL's `row_to_json` wrote,
@@ -341,6 +352,23 @@ mod tests {
             assert_eq!(e.table().key, table::PK_SK, "{}", e.name());
             for index in e.table().indexes {
                 assert!(!index.name.is_empty(), "{}", e.name());
+            }
+        }
+    }
+
+    #[test]
+    fn every_selected_column_is_declared_for_the_drift_check() {
+        // docs/checks.md: the drift pre-flight compares what the extract
+        // query reads; a column selected but not declared would go unchecked.
+        for e in registry() {
+            let q = e.extract_query("public");
+            let list = &q["SELECT ".len()..q.find(" FROM ").unwrap()];
+            for column in list.split(',').map(str::trim) {
+                assert!(
+                    e.source_columns().iter().any(|c| c.name == column),
+                    "{}: {column} is selected but not in source_columns()",
+                    e.name()
+                );
             }
         }
     }

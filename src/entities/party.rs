@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::checks::{SourceColumn, not_null, null};
 use super::{Finding, MapContext, Row, Transformed, audit_times, item, n, s};
 use crate::mapping::{self, Email};
 
@@ -21,6 +22,26 @@ pub struct PartyKind {
 /// The columns every party query selects.
 pub const PARTY_COLUMNS: &str = "first_id, kind, name, vat_number, fiscal_code, address, city, \
                                  province, zip, country, email, phone, created_at, updated_at";
+
+/// The `msg_anag` columns the party queries read (the selected ones and
+/// `enabled`), as the S9 schema declares them (checked before extract).
+pub const PARTY_SOURCE: &[SourceColumn] = &[
+    not_null("msg_anag", "first_id", "integer"),
+    not_null("msg_anag", "kind", "smallint"),
+    null("msg_anag", "name", "character varying(200)"),
+    null("msg_anag", "vat_number", "character varying(20)"),
+    null("msg_anag", "fiscal_code", "character varying(16)"),
+    null("msg_anag", "address", "character varying(300)"),
+    null("msg_anag", "city", "character varying(100)"),
+    null("msg_anag", "province", "character(2)"),
+    null("msg_anag", "zip", "character varying(10)"),
+    null("msg_anag", "country", "character(2)"),
+    null("msg_anag", "email", "character varying(200)"),
+    null("msg_anag", "phone", "character varying(50)"),
+    not_null("msg_anag", "enabled", "boolean"),
+    null("msg_anag", "created_at", "timestamp without time zone"),
+    null("msg_anag", "updated_at", "timestamp without time zone"),
+];
 
 /// Maps a `msg_anag` row to a party item with its rule findings.
 pub fn map_party(row: &Row<'_>, ctx: &MapContext, kind: &PartyKind) -> Result<Transformed, String> {

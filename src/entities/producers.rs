@@ -1,6 +1,6 @@
 //! Producers: `msg_anag` rows of kind 1.
 
-use super::party::{PARTY_COLUMNS, PartyKind, map_party};
+use super::party::{PARTY_COLUMNS, PARTY_SOURCE, PartyKind, map_party};
 use super::{Entity, MapContext, Row, Severity, TableDef, Transformed, UniqueAttribute};
 
 /// The producers entity.
@@ -29,6 +29,9 @@ impl Entity for Producers {
     }
     fn split_column(&self) -> Option<&'static str> {
         Some("first_id")
+    }
+    fn source_columns(&self) -> &'static [super::checks::SourceColumn] {
+        PARTY_SOURCE
     }
     fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
         match row.int("kind")? {

@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use super::checks::{Field, Reconcile, SourceColumn, not_null, null};
 use super::table::{Index, Key, PK_SK, Projection, TableDef};
 use super::{Entity, Finding, MapContext, Reference, Row, Transformed, audit_times, item, n, s};
 use crate::mapping;
@@ -33,6 +34,50 @@ pub const TABLE: TableDef = TableDef {
                 range: Some(super::table::s("GSI2SK")),
             },
             projection: Projection::All,
+        },
+    ],
+};
+
+/// The `msg` columns the query reads (the selected ones and `enabled`), as
+/// the S9 schema declares them (checked before extract).
+const SOURCE: &[SourceColumn] = &[
+    not_null("msg", "first_id", "integer"),
+    null("msg", "buyer_id", "integer"),
+    null("msg", "producer_id", "integer"),
+    not_null("msg", "sale_date", "date"),
+    null("msg", "description", "text"),
+    not_null("msg", "quantity", "numeric(12,3)"),
+    not_null("msg", "unit_price", "numeric(12,2)"),
+    not_null("msg", "vat_rate", "numeric(5,2)"),
+    not_null("msg", "total_amount", "numeric(14,2)"),
+    null("msg", "currency", "character(3)"),
+    null("msg", "status", "character varying(20)"),
+    null("msg", "payment_method", "character varying(30)"),
+    not_null("msg", "enabled", "boolean"),
+    null("msg", "created_at", "timestamp without time zone"),
+    null("msg", "updated_at", "timestamp without time zone"),
+];
+
+/// Sales reconcile per month of `sale_date` and per currency (as the mapping
+/// normalizes it: trimmed, upper case, NULL or blank → `EUR`): count, total
+/// amount and quantity (docs/checks.md).
+const RECONCILE: Reconcile = Reconcile {
+    month: Field {
+        sql: "sale_date",
+        attribute: "saleDate",
+    },
+    by: &[Field {
+        sql: "coalesce(upper(nullif(btrim(currency), '')), 'EUR')",
+        attribute: "currency",
+    }],
+    sums: &[
+        Field {
+            sql: "total_amount",
+            attribute: "totalAmount",
+        },
+        Field {
+            sql: "quantity",
+            attribute: "quantity",
         },
     ],
 };
@@ -100,6 +145,12 @@ impl Entity for Sales {
     }
     fn split_column(&self) -> Option<&'static str> {
         Some("first_id")
+    }
+    fn source_columns(&self) -> &'static [SourceColumn] {
+        SOURCE
+    }
+    fn reconcile(&self) -> Option<&'static Reconcile> {
+        Some(&RECONCILE)
     }
     fn references(&self) -> &'static [Reference] {
         &[

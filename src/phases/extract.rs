@@ -49,7 +49,12 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entities: &[&'static dyn Entity
         let mut step = Step::start(&ctx.run_id);
         step.snapshot = Some(snapshot.id.clone());
         cp.put(entity.name(), Phase::Extract, step.clone())?;
-        match extract_one(ctx, &snapshots, *entity, &mut step).await {
+        // The source side of the money reconciliation, in the same snapshot.
+        let done = match extract_one(ctx, &snapshots, *entity, &mut step).await {
+            Ok(()) => crate::phases::reconcile::record_source(ctx, &snapshots[0], *entity).await,
+            Err(e) => Err(e),
+        };
+        match done {
             Ok(()) => {
                 step.state = State::Done;
                 step.finished_at = Some(Utc::now());

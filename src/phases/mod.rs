@@ -6,9 +6,11 @@ pub mod estimate;
 pub mod extract;
 pub mod load;
 pub mod plan;
+pub mod reconcile;
 pub mod transform;
 pub mod validate;
 pub mod verify;
+pub mod verify_indexes;
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};

@@ -23,7 +23,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 
-use super::{KeySet, key_hash};
+use super::reconcile::{self, Tally};
+use super::{KeySet, key_hash, verify_indexes};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Phase, Step};
 use crate::config::VerifyMethod;
@@ -270,6 +271,10 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         before: backup_keys(ctx, entity)?,
     };
 
+    // What the indexes should hold, and the money the table's items carry
+    // (docs/checks.md): counted along the way, nothing kept per item.
+    let index_expected = verify_indexes::expected(&artifact, entity)?;
+    let mut tally = entity.reconcile().map(Tally::new);
     let f = match pass1 {
         Some(pass1) => {
             let (reader, expected) = match pass1.await {
@@ -277,22 +282,38 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             };
             match expected {
-                Some(expected) => by_scan(ctx, &t, &reader, expected).await?,
+                Some(expected) => by_scan(ctx, &t, &reader, expected, &mut tally).await?,
                 None => {
                     tracing::warn!(
                         "{}: two items share a 64-bit fingerprint; verifying with BatchGetItem instead",
                         entity.name()
                     );
-                    by_batch_get(ctx, &t, reader.reopen()?).await?
+                    by_batch_get(ctx, &t, reader.reopen()?, &mut tally).await?
                 }
             }
         }
-        None => by_batch_get(ctx, &t, ArtifactReader::open(&artifact)?).await?,
+        None => by_batch_get(ctx, &t, ArtifactReader::open(&artifact)?, &mut tally).await?,
+    };
+    let (indexes, bad_indexes) = verify_indexes::verify(
+        &t.client,
+        &t.table,
+        entity,
+        index_expected,
+        segments,
+        &t.policy,
+    )
+    .await?;
+    let (reconciliation, unreconciled) = match tally {
+        Some(tally) => {
+            let (section, problem) = reconcile::verify(ctx, entity, tally).await?;
+            (Some(section), problem)
+        }
+        None => (None, None),
     };
     let table = t.table;
 
     let seconds = started.elapsed().as_secs_f64();
-    let problems = f.missing + f.different + f.extra + f.orphans;
+    let problems = f.missing + f.different + f.extra + f.orphans + bad_indexes;
     step.records_in = f.expected;
     step.records_out = f.matched;
     step.rejected = problems;
@@ -301,6 +322,8 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         ("different", f.different),
         ("extra", f.extra),
         ("orphan_reference", f.orphans),
+        ("index", bad_indexes),
+        ("reconciliation", u64::from(unreconciled.is_some())),
     ]
     .into_iter()
     .filter(|(_, v)| *v > 0)
@@ -313,7 +336,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         json!({
             "table": table,
             "method": match method { VerifyMethod::Scan => "scan", VerifyMethod::BatchGet => "batchGet" },
-            "ok": problems == 0,
+            "ok": problems == 0 && unreconciled.is_none(),
             "expected": f.expected,
             "found": f.expected - f.missing,
             "matched": f.matched,
@@ -322,6 +345,8 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
             "different": f.different,
             "extra": f.extra,
             "orphanReferences": f.orphans,
+            "indexes": indexes,
+            "reconciliation": reconciliation,
             "preexistingItemsIgnored": f.preexisting,
             "examples": {
                 "missing": f.missing_examples,
@@ -333,7 +358,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
             "itemsPerSecond": if seconds > 0.0 { f.expected as f64 / seconds } else { 0.0 },
         }),
     )?;
-    if problems == 0 {
+    if problems == 0 && unreconciled.is_none() {
         tracing::info!(
             "verified {}: {} items match, {} counted by scan",
             entity.name(),
@@ -342,15 +367,22 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         );
         Ok(Vec::new())
     } else {
-        Ok(vec![format!(
-            "{}: verification found {} missing, {} different, {} extra, {} orphan reference(s); see {}",
-            entity.name(),
-            f.missing,
-            f.different,
-            f.extra,
-            f.orphans,
-            ctx.report("verification_report.json").display()
-        )])
+        let mut found = Vec::new();
+        if problems > 0 {
+            found.push(format!(
+                "{}: verification found {} missing, {} different, {} extra, {} orphan reference(s), {} index(es) \
+                 not holding what they should; see {}",
+                entity.name(),
+                f.missing,
+                f.different,
+                f.extra,
+                f.orphans,
+                bad_indexes,
+                ctx.report("verification_report.json").display()
+            ));
+        }
+        found.extend(unreconciled);
+        Ok(found)
     }
 }
 
@@ -399,6 +431,7 @@ async fn by_scan(
     t: &Target<'_>,
     reader: &ArtifactReader,
     expected: Vec<u64>,
+    tally: &mut Option<Tally>,
 ) -> Result<Findings> {
     let mut f = Findings {
         expected: expected.len() as u64,
@@ -416,6 +449,9 @@ async fn by_scan(
             let av = scanned(&t.table, wire)?;
             let av = &av;
             f.counted += 1;
+            if let Some(tally) = tally.as_mut() {
+                tally.add(|a| reconcile::wire_value(av, a));
+            }
             let text = |name: &str| wire_str(av, name);
             let key = (
                 text("PK").unwrap_or_default(),
@@ -514,7 +550,12 @@ async fn by_scan(
 /// BatchGetItem of every artifact key (100 a request, `concurrency` in
 /// flight, consistent reads), then a keys-only parallel Scan for the count
 /// and the extra items.
-async fn by_batch_get(ctx: &Ctx, t: &Target<'_>, mut reader: ArtifactReader) -> Result<Findings> {
+async fn by_batch_get(
+    ctx: &Ctx,
+    t: &Target<'_>,
+    mut reader: ArtifactReader,
+    tally: &mut Option<Tally>,
+) -> Result<Findings> {
     let total = reader.manifest().records;
     let bar = ctx.progress.bar(t.entity.name(), "verify", Some(total));
     let mut f = Findings::default();
@@ -558,6 +599,9 @@ async fn by_batch_get(ctx: &Ctx, t: &Target<'_>, mut reader: ArtifactReader) -> 
             match by_key.remove(&key) {
                 None => f.missing(k, expected),
                 Some(actual) => {
+                    if let Some(tally) = tally.as_mut() {
+                        tally.add(|a| reconcile::plain_value(&actual, a));
+                    }
                     if differences(expected, &actual).is_empty() {
                         f.matched += 1;
                     } else {

@@ -1,0 +1,258 @@
+//! Verify's index check (docs/checks.md): for each index the entity
+//! declares, the items a parallel Scan of the index counts (the entity's
+//! items only: `PK` begins with its prefix) must equal the validated items
+//! that carry the index's key attributes, and a few sample partitions
+//! queried through the index (e.g. one buyer's sales through `GSI1`) must
+//! hold exactly the artifact's items of that key. Memory: counts, and the
+//! keys of at most [`SAMPLES`] samples of at most [`SAMPLE_KEYS`] items.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::future::try_join_all;
+use serde_json::{Value, json};
+
+use crate::artifact::ArtifactReader;
+use crate::dynamo::{RetryPolicy, retrying};
+use crate::entities::Entity;
+use crate::entities::table::{Index, Scalar};
+use crate::error::{Error, Result};
+use crate::json::{Obj, Val};
+
+/// Sample partitions queried per index.
+pub const SAMPLES: usize = 3;
+/// Keys kept per sample (beyond them only the count is compared).
+pub const SAMPLE_KEYS: usize = 1000;
+/// Keys listed per sample in the report when they differ.
+const LISTED: usize = 10;
+
+/// One sampled partition of an index: its key value and the artifact's
+/// items under it.
+struct Sample {
+    value: String,
+    count: u64,
+    pks: BTreeSet<String>,
+}
+
+/// What the artifact says one index should hold.
+pub struct Expected {
+    index: Index,
+    expected: u64,
+    samples: Vec<Sample>,
+}
+
+/// A key attribute of a plain JSON item as text.
+fn text<'a>(item: &'a Obj<'_>, name: &str) -> Option<&'a str> {
+    match item.get(name)? {
+        Val::Str(s) => Some(s),
+        Val::Num(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// One pass over the validated artifact: per declared index, the items it
+/// should hold and the first [`SAMPLES`] partitions with their items.
+pub fn expected(artifact: &Path, entity: &dyn Entity) -> Result<Vec<Expected>> {
+    let mut out: Vec<Expected> = entity
+        .table()
+        .indexes
+        .iter()
+        .map(|i| Expected {
+            index: *i,
+            expected: 0,
+            samples: Vec::new(),
+        })
+        .collect();
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let mut reader = ArtifactReader::open(artifact)?;
+    let mut buf = String::new();
+    while reader.next_line(&mut buf)? {
+        let item = Obj::parse(&buf)
+            .map_err(|e| Error::artifact(artifact, format!("line {}: {e}", reader.line_no())))?;
+        for e in &mut out {
+            if !e.index.holds(|a| text(&item, a).is_some()) {
+                continue;
+            }
+            e.expected += 1;
+            let (Some(value), Some(pk)) = (text(&item, e.index.key.hash.name), item.str("PK"))
+            else {
+                continue;
+            };
+            let room = e.samples.len() < SAMPLES && e.index.key.hash.kind != Scalar::B;
+            match e.samples.iter_mut().find(|s| s.value == value) {
+                Some(s) => {
+                    s.count += 1;
+                    if s.pks.len() < SAMPLE_KEYS {
+                        s.pks.insert(pk.to_string());
+                    }
+                }
+                None if room => {
+                    e.samples.push(Sample {
+                        value: value.to_string(),
+                        count: 1,
+                        pks: BTreeSet::from([pk.to_string()]),
+                    });
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The entity's items in an index, by a parallel Scan of it.
+async fn count(
+    client: &Client,
+    table: &str,
+    index: &str,
+    prefix: &str,
+    segments: u32,
+    policy: &RetryPolicy,
+) -> Result<u64> {
+    let what = format!("scan of index {index} of {table}");
+    let counts = try_join_all((0..segments.max(1)).map(|segment| {
+        let what = &what;
+        async move {
+            let mut n = 0u64;
+            let mut start = None;
+            loop {
+                let page = retrying(policy, what, || {
+                    client
+                        .scan()
+                        .table_name(table)
+                        .index_name(index)
+                        .segment(segment as i32)
+                        .total_segments(segments.max(1) as i32)
+                        .filter_expression("begins_with(#pk, :prefix)")
+                        .projection_expression("#pk")
+                        .expression_attribute_names("#pk", "PK")
+                        .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
+                        .set_exclusive_start_key(start.clone())
+                        .send()
+                })
+                .await?;
+                n += page.count().max(0) as u64;
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    return Ok::<u64, Error>(n);
+                }
+            }
+        }
+    }))
+    .await?;
+    Ok(counts.into_iter().sum())
+}
+
+/// The `PK`s of the entity's items under one partition key of an index.
+async fn query(
+    client: &Client,
+    table: &str,
+    index: &Index,
+    value: &str,
+    prefix: &str,
+    policy: &RetryPolicy,
+) -> Result<(u64, BTreeSet<String>)> {
+    let key = match index.key.hash.kind {
+        Scalar::N => AttributeValue::N(value.into()),
+        _ => AttributeValue::S(value.into()),
+    };
+    let what = format!("query of index {} of {table}", index.name);
+    let (mut n, mut pks, mut start) = (0u64, BTreeSet::new(), None);
+    loop {
+        let page = retrying(policy, &what, || {
+            client
+                .query()
+                .table_name(table)
+                .index_name(index.name)
+                .key_condition_expression("#h = :h")
+                .filter_expression("begins_with(#pk, :prefix)")
+                .projection_expression("#pk")
+                .expression_attribute_names("#h", index.key.hash.name)
+                .expression_attribute_names("#pk", "PK")
+                .expression_attribute_values(":h", key.clone())
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
+                .set_exclusive_start_key(start.clone())
+                .send()
+        })
+        .await?;
+        for item in page.items() {
+            n += 1;
+            if let (true, Some(AttributeValue::S(pk))) = (pks.len() < SAMPLE_KEYS, item.get("PK")) {
+                pks.insert(pk.clone());
+            }
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok((n, pks));
+        }
+    }
+}
+
+/// Checks every declared index of `entity` in `table`: the report section
+/// (one entry per index) and how many indexes differ.
+pub async fn verify(
+    client: &Client,
+    table: &str,
+    entity: &dyn Entity,
+    expected: Vec<Expected>,
+    segments: u32,
+    policy: &RetryPolicy,
+) -> Result<(Vec<Value>, u64)> {
+    let prefix = entity.key_prefix();
+    let mut section = Vec::new();
+    let mut bad = 0u64;
+    for e in expected {
+        let name = e.index.name;
+        let mut counted = count(client, table, name, prefix, segments, policy).await?;
+        if counted != e.expected {
+            // An index is updated shortly after the table (eventually
+            // consistent on DynamoDB): count once more before calling it.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            counted = count(client, table, name, prefix, segments, policy).await?;
+        }
+        let mut ok = counted == e.expected;
+        let mut samples = Vec::new();
+        for s in &e.samples {
+            let (found, pks) = query(client, table, &e.index, &s.value, prefix, policy).await?;
+            let complete = s.count <= SAMPLE_KEYS as u64 && found <= SAMPLE_KEYS as u64;
+            let missing: Vec<&String> = if complete {
+                s.pks.difference(&pks).take(LISTED).collect()
+            } else {
+                Vec::new()
+            };
+            let extra: Vec<&String> = if complete {
+                pks.difference(&s.pks).take(LISTED).collect()
+            } else {
+                Vec::new()
+            };
+            let same = found == s.count && missing.is_empty() && extra.is_empty();
+            ok &= same;
+            samples.push(json!({
+                "key": s.value, "expected": s.count, "found": found, "ok": same,
+                "missing": missing, "extra": extra,
+            }));
+        }
+        if !ok {
+            bad += 1;
+            tracing::warn!(
+                "{}: index {name} of {table} holds {counted} of its items, the artifact has {} with its keys",
+                entity.name(),
+                e.expected
+            );
+        }
+        section.push(json!({
+            "index": name,
+            "key": e.index.key.to_string(),
+            "expected": e.expected,
+            "countByScan": counted,
+            "ok": ok,
+            "samples": samples,
+        }));
+    }
+    Ok((section, bad))
+}
