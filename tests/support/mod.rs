@@ -94,8 +94,17 @@ impl Env {
 
     /// `migrate tables create --quiet` with this env's current config
     /// (written by [`Env::new`]; a test's own `config()` replaces it).
+    /// Creates the config's tables with this tree's binary, whatever
+    /// `MIGRATE_TEST_BIN` says: the tables are the test's setup, not what
+    /// an older build is being tried on.
     pub fn create_tables(&self) {
-        let out = self.migrate(&["tables", "create", "--quiet"]);
+        let out = self
+            .command(
+                env!("CARGO_BIN_EXE_migrate").into(),
+                &["tables", "create", "--quiet"],
+            )
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "migrate tables create: {}",
@@ -190,7 +199,11 @@ impl Env {
     }
 
     pub fn migrate_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(migrate_bin());
+        self.command(migrate_bin(), args)
+    }
+
+    fn command(&self, program: std::ffi::OsString, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.current_dir(&self.dir)
             .arg("--config")
             .arg(self.dir.join("config.json"))
