@@ -59,6 +59,17 @@ pub struct Common {
     /// Only warnings and errors on the console; plain progress lines instead of bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// Cap on the write units sent per second by loads and rollbacks
+    /// (overrides migration.maxWriteUnitsPerSecond).
+    #[arg(long, global = true, value_name = "UNITS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_write_rate: Option<u64>,
+
+    /// Stop gracefully before this much time has passed (e.g. 14m, 90s,
+    /// 1h30m): requests in flight finish, the checkpoint is saved, exit 3.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub time_limit: Option<std::time::Duration>,
 }
 
 /// Subcommands.

@@ -171,6 +171,9 @@ pub struct MigrationConfig {
     pub request_timeout: Duration,
     pub uuid_namespace: uuid::Uuid,
     pub data_dir: Option<PathBuf>,
+    /// The write-rate cap in write units a second (`maxWriteUnitsPerSecond`,
+    /// `--max-write-rate`); `None`: as fast as the table takes.
+    pub max_write_units_per_second: Option<u64>,
 }
 
 impl Default for MigrationConfig {
@@ -195,6 +198,7 @@ impl Default for MigrationConfig {
             request_timeout: Duration::from_secs(30),
             uuid_namespace: uuid::Uuid::parse_str(DEFAULT_UUID_NAMESPACE).expect("valid uuid"),
             data_dir: None,
+            max_write_units_per_second: None,
         }
     }
 }
@@ -281,6 +285,7 @@ struct RawMigration {
     request_timeout: Option<f64>,
     uuid_namespace: Option<String>,
     data_dir: Option<PathBuf>,
+    max_write_units_per_second: Option<u64>,
 }
 
 impl Config {
@@ -409,6 +414,7 @@ impl Config {
                 request_timeout: secs(m.request_timeout, d.request_timeout),
                 uuid_namespace,
                 data_dir: m.data_dir,
+                max_write_units_per_second: m.max_write_units_per_second,
             },
             metrics: raw.metrics,
         })

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{MigrationConfig, TargetConfig};
 use crate::entities::Item;
+use crate::entities::table::Index;
 use crate::error::{Error, Result};
 use crate::json::{Obj, Val};
 
@@ -189,6 +190,67 @@ fn val_size(v: &crate::json::Val<'_>) -> usize {
     }
 }
 
+/// The size of an item given in DynamoDB's wire JSON, by the same rule as
+/// [`item_size`] (binaries count their decoded bytes).
+pub fn wire_item_size(item: &Obj<'_>) -> usize {
+    item.0.iter().map(|(k, v)| k.len() + wire_val_size(v)).sum()
+}
+
+fn wire_val_size(v: &Val<'_>) -> usize {
+    let Val::Obj(typed) = v else {
+        return val_size(v);
+    };
+    let Some((tag, inner)) = typed.0.first() else {
+        return 1;
+    };
+    fn num(n: &str) -> usize {
+        n.bytes().filter(u8::is_ascii_digit).count().div_ceil(2) + 1
+    }
+    fn text(v: &Val<'_>) -> usize {
+        match v {
+            Val::Str(s) => s.len(),
+            _ => 1,
+        }
+    }
+    fn items<'b, 'a>(v: &'b Val<'a>) -> &'b [Val<'a>] {
+        match v {
+            Val::Arr(a) => a,
+            _ => &[],
+        }
+    }
+    match (tag.as_ref(), inner) {
+        ("S", v) => text(v),
+        ("N", Val::Str(n)) => num(n),
+        ("B", v) => text(v) * 3 / 4,
+        ("SS", v) => items(v).iter().map(text).sum(),
+        ("NS", v) => items(v)
+            .iter()
+            .map(|n| match n {
+                Val::Str(n) => num(n),
+                _ => 1,
+            })
+            .sum(),
+        ("BS", v) => items(v).iter().map(|b| text(b) * 3 / 4).sum(),
+        ("L", v) => 3 + items(v).iter().map(|e| 1 + wire_val_size(e)).sum::<usize>(),
+        ("M", Val::Obj(m)) => {
+            3 + m
+                .0
+                .iter()
+                .map(|(k, v)| 1 + k.len() + wire_val_size(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// How many of `indexes` an item appears in (it has their key attributes).
+fn indexes_holding(item: &Obj<'_>, indexes: &[Index]) -> usize {
+    indexes
+        .iter()
+        .filter(|i| i.holds(|a| item.get(a).is_some()))
+        .count()
+}
+
 /// Whether a failed call may succeed if tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -317,6 +379,9 @@ pub struct RetryPolicy {
     /// How long one attempt may take (`migration.requestTimeout`); the SDK
     /// enforces it on its calls, [`scan`] on reading its pages.
     pub request_timeout: Duration,
+    /// The write-rate cap every `BatchWriteItem` attempt takes its units
+    /// from (`migration.maxWriteUnitsPerSecond`); one bucket per policy.
+    pub rate: Option<std::sync::Arc<crate::rate::RateCap>>,
 }
 
 impl RetryPolicy {
@@ -327,6 +392,9 @@ impl RetryPolicy {
             cap: m.max_retry_delay.max(m.retry_delay),
             exponential: m.exponential_backoff,
             request_timeout: m.request_timeout,
+            rate: m
+                .max_write_units_per_second
+                .map(|cap| std::sync::Arc::new(crate::rate::RateCap::new(cap))),
         }
     }
 
@@ -364,6 +432,8 @@ pub struct WriteStats {
     pub refused: AtomicU64,
     pub retries: AtomicU64,
     pub wait_ms: AtomicU64,
+    /// Write units sent, every attempt counted ([`crate::rate`]).
+    pub write_units: AtomicU64,
 }
 
 /// A snapshot of [`WriteStats`] for reports and checkpoints.
@@ -378,6 +448,7 @@ pub struct WriteCounts {
     pub refused: u64,
     pub retries: u64,
     pub wait_ms: u64,
+    pub write_units: u64,
 }
 
 impl WriteStats {
@@ -392,6 +463,7 @@ impl WriteStats {
             refused: g(&self.refused),
             retries: g(&self.retries),
             wait_ms: g(&self.wait_ms),
+            write_units: g(&self.write_units),
         }
     }
 }
@@ -408,6 +480,7 @@ impl std::ops::Add for WriteCounts {
             refused: self.refused + o.refused,
             retries: self.retries + o.retries,
             wait_ms: self.wait_ms + o.wait_ms,
+            write_units: self.write_units + o.write_units,
         }
     }
 }
@@ -428,11 +501,19 @@ pub struct Write {
     pub key: AvItem,
     /// `{"PutRequest":{"Item":{..}}}` or `{"DeleteRequest":{"Key":{..}}}`.
     wire: Vec<u8>,
+    /// The write units it costs, for the rate cap ([`crate::rate`]).
+    pub units: u32,
 }
 
 impl Write {
     /// A put of an item given as the JSON text of an artifact line.
     pub fn put_json(line: &str) -> serde_json::Result<Write> {
+        Write::put_json_in(line, &[])
+    }
+
+    /// A put of an artifact line into a table with `indexes`: its write
+    /// units count each index the item appears in.
+    pub fn put_json_in(line: &str, indexes: &[Index]) -> serde_json::Result<Write> {
         let item = Obj::parse(line)?;
         let mut wire = Vec::with_capacity(line.len() * 3 / 2 + 32);
         wire.extend_from_slice(br#"{"PutRequest":{"Item":"#);
@@ -441,6 +522,7 @@ impl Write {
         Ok(Write {
             key: key_av(&item),
             wire,
+            units: crate::rate::units(item_size(&item), indexes_holding(&item, indexes)),
         })
     }
 
@@ -448,6 +530,15 @@ impl Write {
     pub fn put(item: &Item) -> Write {
         Write::put_json(&serde_json::to_string(item).expect("a JSON map serializes"))
             .expect("serde_json reads back what it wrote")
+    }
+
+    /// A delete of the item with this key from a table with `indexes`
+    /// (counted as one unit for the table and one per index: the item's
+    /// size is not known).
+    pub fn delete_in(key: &Item, indexes: &[Index]) -> Write {
+        let mut w = Write::delete(key);
+        w.units = crate::rate::units(0, indexes.len());
+        w
     }
 
     /// A delete of the item with this key.
@@ -461,6 +552,7 @@ impl Write {
         Write {
             key: key_av(&key),
             wire,
+            units: 1,
         }
     }
 
@@ -477,6 +569,11 @@ impl Write {
     /// request carries exactly these bytes, so every type (sets, binaries,
     /// numbers as spelled) goes back as it was read.
     pub fn put_wire(item: &str) -> serde_json::Result<Write> {
+        Write::put_wire_in(item, &[])
+    }
+
+    /// [`Write::put_wire`] into a table with `indexes` (for the write units).
+    pub fn put_wire_in(item: &str, indexes: &[Index]) -> serde_json::Result<Write> {
         let obj = Obj::parse(item)?;
         let mut key = AvItem::new();
         for k in ["PK", "SK"] {
@@ -488,7 +585,8 @@ impl Write {
         wire.extend_from_slice(br#"{"PutRequest":{"Item":"#);
         wire.extend_from_slice(item.trim().as_bytes());
         wire.extend_from_slice(b"}}");
-        Ok(Write { key, wire })
+        let units = crate::rate::units(wire_item_size(&obj), indexes_holding(&obj, indexes));
+        Ok(Write { key, wire, units })
     }
 
     /// A put's item as sent, in DynamoDB's wire JSON; `None` for a delete.
@@ -674,6 +772,11 @@ pub async fn write_batch(
         // The SDK builds an empty request; its body is replaced, before it
         // is signed, by the entries serialized once when they were read.
         let body = bytes::Bytes::from(batch_body(table, &pending));
+        let units: u64 = pending.iter().map(|(_, w)| u64::from(w.units)).sum();
+        if let Some(cap) = &policy.rate {
+            cap.take(units).await;
+        }
+        stats.write_units.fetch_add(units, Ordering::Relaxed);
         stats.requests.fetch_add(1, Ordering::Relaxed);
         let result = client
             .batch_write_item()
@@ -1233,6 +1336,7 @@ mod tests {
             cap: Duration::from_secs(1),
             exponential: true,
             request_timeout: Duration::from_secs(30),
+            rate: None,
         };
         assert_eq!(p.ceiling(1), Duration::from_millis(50));
         assert_eq!(p.ceiling(2), Duration::from_millis(100));
@@ -1262,6 +1366,7 @@ mod tests {
             cap: Duration::from_secs(4),
             exponential: true,
             request_timeout: Duration::from_secs(30),
+            rate: None,
         };
         let timeout = || {
             Err::<(), _>(
@@ -1388,5 +1493,34 @@ mod tests {
         assert!(is_loopback("http://localhost:4566"));
         assert!(is_loopback("http://127.0.0.1:4566/"));
         assert!(!is_loopback("https://dynamodb.eu-south-1.amazonaws.com"));
+    }
+
+    #[test]
+    fn write_units_count_size_and_the_indexes_an_item_is_in() {
+        use crate::entities::table::{Index, Key, Projection, s};
+        let gsi = |name, hash, range| Index {
+            name,
+            key: Key {
+                hash: s(hash),
+                range: Some(s(range)),
+            },
+            projection: Projection::All,
+        };
+        let indexes = [gsi("GSI1", "G1PK", "G1SK"), gsi("GSI2", "G2PK", "G2SK")];
+        let big = "x".repeat(1500);
+        let line = format!(
+            r#"{{"PK":"P","SK":"S","G1PK":"a","G1SK":"b","G2PK":"c","n":12.50,"m":{{"k":[true,null]}},"d":"{big}"}}"#
+        );
+        let put = Write::put_json_in(&line, &indexes).unwrap();
+        // 2 KB rounded up, in the table and GSI1 (GSI2 lacks its range key)
+        assert_eq!(put.units, 4);
+        // the same item as a backup holds it: the same size, the same units
+        let wire = put.item_wire().unwrap().to_string();
+        let obj = Obj::parse(&wire).unwrap();
+        assert_eq!(wire_item_size(&obj), item_size(&Obj::parse(&line).unwrap()));
+        assert_eq!(Write::put_wire_in(&wire, &indexes).unwrap().units, 4);
+        let key: Item = serde_json::from_str(r#"{"PK":"P","SK":"S"}"#).unwrap();
+        assert_eq!(Write::delete_in(&key, &indexes).units, 3);
+        assert_eq!(Write::put_json(&line).unwrap().units, 2);
     }
 }

@@ -65,6 +65,11 @@ pub enum Error {
     #[error("interrupted: {0}")]
     Interrupted(String),
 
+    /// `--time-limit` was reached (exit 3): the command stopped gracefully,
+    /// its state saved; the message names the command that goes on.
+    #[error("stopped at the time limit; run {0}")]
+    TimeLimit(String),
+
     /// Another command holds the data directory (exit 2): nothing was done.
     #[error("{0}")]
     InUse(String),
@@ -72,7 +77,8 @@ pub enum Error {
 
 impl Error {
     /// The process exit status for this error (README "Usage": 2 for usage or
-    /// configuration, 1 for everything that failed while running).
+    /// configuration, 3 for a run stopped at its time limit, 1 for everything
+    /// that failed while running).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_)
@@ -80,6 +86,7 @@ impl Error {
             | Error::Preflight(_)
             | Error::TableMismatch(_)
             | Error::InUse(_) => 2,
+            Error::TimeLimit(_) => 3,
             _ => 1,
         }
     }

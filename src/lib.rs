@@ -7,7 +7,8 @@
 //!   against its JSON Schema and typed.
 //! - [`runner`]: which phases run for which entities, in what order, with
 //!   dependency checks and the [`checkpoint`]; `--resume` replays it.
-//! - [`phases`]: one module per phase; [`pipeline`]: concurrent batch writes.
+//! - [`phases`]: one module per phase; [`pipeline`]: concurrent batch writes;
+//!   [`rate`]: the write-rate cap they keep to.
 //! - [`entities`]: the entity contract, the registry, and one module per
 //!   entity; [`mapping`]: the pure value mappings they share; [`json`]:
 //!   borrowed JSON lines, checked in place by the compiled schemas.
@@ -44,6 +45,7 @@ pub mod pitr;
 pub mod preflight;
 pub mod progress;
 pub mod purge;
+pub mod rate;
 pub mod report;
 pub mod runner;
 pub mod source;

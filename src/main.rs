@@ -1,7 +1,7 @@
 //! The `migrate` binary: parses the command line, loads the configuration,
 //! sets up logging and Ctrl-C, calls the library, prints the summary, and
 //! maps the outcome to the exit status (0 success, 1 failure or differences,
-//! 2 bad usage or configuration).
+//! 2 bad usage or configuration, 3 stopped at `--time-limit`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -138,7 +138,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     };
 
     // Nothing is created or written before the configuration is known good.
-    let config = Config::load(&common.config)?;
+    let mut config = Config::load(&common.config)?;
+    if let Some(cap) = common.max_write_rate {
+        config.migration.max_write_units_per_second = Some(cap);
+    }
     let data_dir = data_dir_flag
         .or_else(|| config.migration.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("data"));
@@ -190,12 +193,38 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
     });
 
+    // --time-limit: the same graceful stop as Ctrl-C, a little before the
+    // limit, so the requests in flight finish and the checkpoint is saved.
+    let deadline = Arc::new(AtomicBool::new(false));
+    if let Some(limit) = common.time_limit {
+        let (flag, hit) = (cancel.clone(), deadline.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(stop_before(limit)).await;
+            tracing::warn!(
+                "time limit {}: finishing the requests in flight and saving the checkpoint",
+                humantime::format_duration(limit)
+            );
+            hit.store(true, Ordering::SeqCst);
+            flag.store(true, Ordering::SeqCst);
+        });
+    }
+    let at_limit = |e: Error, next: String| match e {
+        Error::Interrupted(_) if deadline.load(Ordering::SeqCst) => Error::TimeLimit(next),
+        e => e,
+    };
+
     if let Some(options) = rollback {
         let entity = one_entity(&cli.entities, "rollback")?;
         let reports = data_dir.join("reports").join("rollback_report.json");
         let report =
             migrate::backup::rollback_command(config, data_dir, progress, cancel, entity, options)
-                .await?;
+                .await
+                .map_err(|e| {
+                    at_limit(
+                        e,
+                        format!("migrate rollback --entity {} again", entity.name()),
+                    )
+                })?;
         println!(
             "rolled back {} in {}: {} keys checked, {} items deleted, {} restored, {} already as before, \
              {} changed since the load{} (report: {})",
@@ -248,7 +277,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let started = std::time::Instant::now();
     let shown = config.clone();
     let metrics = migrate::metrics::start(&config, &data_dir).await;
-    let outcome = runner::run(config, data_dir.clone(), request, progress, cancel).await;
+    let outcome = runner::run(config, data_dir.clone(), request, progress, cancel)
+        .await
+        .map_err(|e| at_limit(e, "migrate --resume".into()));
     if let Some(metrics) = metrics {
         metrics.finish().await;
     }
@@ -299,6 +330,17 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Ok(ExitCode::from(1))
     }
+}
+
+/// When a run with `--time-limit limit` starts stopping: a tenth of the
+/// limit before it (at least one second, at most one minute), time for the
+/// requests in flight and the checkpoint.
+fn stop_before(limit: std::time::Duration) -> std::time::Duration {
+    let grace = (limit / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    limit.saturating_sub(grace)
 }
 
 /// `migration.dataDir` of the configuration file, read leniently (status

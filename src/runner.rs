@@ -266,6 +266,14 @@ pub async fn run(
             _ => {
                 let mut r = Ok(());
                 for e in &todo {
+                    // Ctrl-C or --time-limit between steps: the next one waits for --resume.
+                    if ctx.cancelled() {
+                        r = Err(Error::Interrupted(format!(
+                            "before the {phase} of {}",
+                            e.name()
+                        )));
+                        break;
+                    }
                     r = run_step(&ctx, &mut cp, *e, phase, &mut problems).await;
                     if r.is_err() {
                         break;

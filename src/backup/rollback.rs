@@ -25,6 +25,7 @@ use crate::checkpoint::{Baseline, Checkpoint, RollbackState, State};
 use crate::dynamo::{
     self, AvItem, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS, RetryPolicy, Write, WriteStats,
 };
+use crate::entities::table::Index;
 use crate::entities::{Entity, Item};
 use crate::error::{Error, Result};
 use crate::fingerprint::{stable_av, stable_wire};
@@ -275,6 +276,8 @@ async fn revert(
     drift: &mut Drift,
 ) -> Result<()> {
     let backup = baseline.backup.as_ref().expect("checked by the caller");
+    // The entity's indexes, for the write units of the rate cap (crate::rate).
+    let indexes = crate::entities::find(name).map_or(&[][..], |e| e.table().indexes);
     // What the loads wrote, per key (an item loaded twice has two states).
     let mut written: HashMap<u128, Vec<u128>> = HashMap::new();
     for l in &baseline.ledgers {
@@ -366,7 +369,7 @@ async fn revert(
             }
             let g = std::mem::replace(&mut group, Vec::with_capacity(MAX_BATCH_GET_KEYS));
             in_flight.push(check_group(
-                &client, table, &policy, &stats, &base, options, g,
+                &client, table, &policy, &stats, &base, options, g, indexes,
             ));
         }
     }
@@ -379,6 +382,7 @@ async fn revert(
             &base,
             options,
             std::mem::take(&mut group),
+            indexes,
         ));
     }
     let mut first_error = None;
@@ -399,7 +403,7 @@ async fn revert(
     // Restores: the backup's own bytes for the keys decided above.
     if !restore.is_empty() && !ctx.cancelled() {
         let (restored, failed) =
-            restore_items(ctx, &client, table, &policy, backup, restore).await?;
+            restore_items(ctx, &client, table, &policy, backup, restore, indexes).await?;
         state.restored += restored;
         state.failed += failed;
     }
@@ -415,6 +419,7 @@ async fn revert(
 
 /// Reads the current items of a group and deletes or marks for restore
 /// those that still hold what the migration wrote.
+#[allow(clippy::too_many_arguments)]
 async fn check_group(
     client: &Client,
     table: &str,
@@ -423,6 +428,7 @@ async fn check_group(
     base: &HashMap<u128, u128>,
     options: Options,
     keys: Vec<Key>,
+    indexes: &'static [Index],
 ) -> Result<Group> {
     let request: Vec<AvItem> = keys
         .iter()
@@ -477,7 +483,7 @@ async fn check_group(
             ]
             .into_iter()
             .collect();
-            deletes.push((0u64, Write::delete(&key)));
+            deletes.push((0u64, Write::delete_in(&key, indexes)));
         }
     }
     for (i, chunk) in deletes.chunks(MAX_BATCH_WRITE_ITEMS).enumerate() {
@@ -503,6 +509,7 @@ async fn restore_items(
     policy: &RetryPolicy,
     backup: &crate::checkpoint::BackupInfo,
     keys: KeySet,
+    indexes: &'static [Index],
 ) -> Result<(u64, u64)> {
     let batch_size = ctx.config.migration.batch_size;
     let (tx, rx) = pipeline::channel(16);
@@ -518,7 +525,7 @@ async fn restore_items(
             if !keys.contains(&key_hash(pk.unwrap_or_default(), sk.unwrap_or_default())) {
                 continue;
             }
-            let write = Write::put_wire(&buf)
+            let write = Write::put_wire_in(&buf, indexes)
                 .map_err(|e| Error::artifact(&path, format!("line {}: {e}", reader.line_no())))?;
             if !batcher.push(index, write) {
                 return Ok(());

@@ -92,7 +92,9 @@ pub async fn run(
     bar.set_position(start);
     let batch_size = ctx.config.migration.batch_size;
     let (tx, rx) = pipeline::channel(ctx.config.migration.concurrency * 4);
-    let reader = std::thread::spawn(move || read_batches(artifact, start, batch_size, tx, ledger));
+    let indexes = entity.table().indexes;
+    let reader =
+        std::thread::spawn(move || read_batches(artifact, start, batch_size, indexes, tx, ledger));
 
     let stats = Arc::new(WriteStats::default());
     let sampler = report::series::Sampler::start(stats.clone());
@@ -104,6 +106,11 @@ pub async fn run(
     let mut any_failed = false;
     let continue_on_error = ctx.config.migration.continue_on_error;
     let cancelled = || ctx.cancelled();
+    let sending = Instant::now();
+    let cap = ctx.config.migration.max_write_units_per_second;
+    let achieved = |stats: &WriteStats| {
+        stats.counts().write_units as f64 / sending.elapsed().as_secs_f64().max(1e-3)
+    };
 
     let ended = pipeline::run(
         &client,
@@ -141,8 +148,13 @@ pub async fn run(
             bar.set_errors(
                 mark.failed + mark.unconfirmed_failed,
                 format!(
-                    "throttled {} 5xx {} timeouts {} retries {}",
-                    c.throttled, c.server_errors, c.timeouts, c.retries
+                    "throttled {} 5xx {} timeouts {} retries {} · {:.0} WU/s{}",
+                    c.throttled,
+                    c.server_errors,
+                    c.timeouts,
+                    c.retries,
+                    achieved(&stats),
+                    cap.map(|n| format!(" (cap {n})")).unwrap_or_default()
                 ),
             );
             if last_save.elapsed() >= SAVE_EVERY {
@@ -205,7 +217,20 @@ pub async fn run(
     if let Some(e) = io_error {
         return Err(e);
     }
-    write_report(ctx, entity, &table, step, unconfirmed_failed, &failed_path)?;
+    let rate = Rate {
+        cap,
+        units: stats.counts().write_units,
+        per_second: achieved(&stats),
+    };
+    write_report(
+        ctx,
+        entity,
+        &table,
+        step,
+        unconfirmed_failed,
+        &failed_path,
+        rate,
+    )?;
     report::series::save(
         &ctx.report("load_report.json"),
         entity.name(),
@@ -260,6 +285,14 @@ pub async fn run(
     }
 }
 
+/// The write units this command sent and the rate it achieved, beside the
+/// cap (docs/cutover.md).
+struct Rate {
+    cap: Option<u64>,
+    units: u64,
+    per_second: f64,
+}
+
 fn write_report(
     ctx: &Ctx,
     entity: &dyn Entity,
@@ -267,6 +300,7 @@ fn write_report(
     step: &Step,
     unconfirmed_failed: u64,
     failed_path: &Path,
+    rate: Rate,
 ) -> Result<()> {
     report::update(
         &ctx.report("load_report.json"),
@@ -288,6 +322,10 @@ fn write_report(
             "refused": step.counts.map(|c| c.refused),
             "retries": step.counts.map(|c| c.retries),
             "retryWaitMs": step.counts.map(|c| c.wait_ms),
+            "writeUnits": step.counts.map(|c| c.write_units),
+            "writeUnitsThisCommand": rate.units,
+            "writeUnitsPerSecond": (rate.per_second * 10.0).round() / 10.0,
+            "maxWriteUnitsPerSecond": rate.cap,
             "seconds": step.elapsed_secs(),
             "backup": step.backup,
             "pointInTimeRecovery": step.pitr,
@@ -338,11 +376,13 @@ impl Watermark {
 }
 
 /// Streams the validated artifact from item `start` as batches; each chunk
-/// is recorded in the ledger before it is sent.
+/// is recorded in the ledger before it is sent. Each write's units count
+/// the entity's `indexes` it appears in (the rate cap, docs/cutover.md).
 fn read_batches(
     mut reader: ArtifactReader,
     start: u64,
     batch_size: usize,
+    indexes: &'static [crate::entities::table::Index],
     tx: mpsc::Sender<Vec<Batch>>,
     ledger: backup::ledger::LedgerWriter,
 ) -> Result<()> {
@@ -352,7 +392,7 @@ fn read_batches(
     let mut batcher = Batcher::new(tx, batch_size).before_send(ledger.into_hook());
     while reader.next_line(&mut buf)? {
         if index >= start {
-            let write = Write::put_json(&buf)
+            let write = Write::put_json_in(&buf, indexes)
                 .map_err(|e| Error::artifact(&path, format!("line {}: {e}", index + 1)))?;
             if !batcher.push(index, write) {
                 // the pipeline stopped, or the ledger could not be written

@@ -250,6 +250,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
             &policy,
         );
         while let Some(page) = pages.recv().await {
+            stop_if_cancelled(ctx, entity.name())?;
             let page = page?;
             for item in page.items() {
                 let item = scanned(&ref_table, item)?;
@@ -444,6 +445,7 @@ async fn by_scan(
         .bar(t.entity.name(), "verify", Some(f.expected));
     let mut pages = t.scan(false);
     while let Some(page) = pages.recv().await {
+        stop_if_cancelled(ctx, t.entity.name())?;
         let page = page?;
         for wire in page.items() {
             let av = scanned(&t.table, wire)?;
@@ -622,6 +624,7 @@ async fn by_batch_get(
     expected_keys.sort_unstable();
     let mut pages = t.scan(true);
     while let Some(page) = pages.recv().await {
+        stop_if_cancelled(ctx, t.entity.name())?;
         let page = page?;
         for item in page.items() {
             let item = scanned(&t.table, item)?;
@@ -644,6 +647,17 @@ async fn by_batch_get(
 /// Keys with the entity's prefix that the baseline backup held.
 fn backup_keys(ctx: &Ctx, entity: &dyn Entity) -> Result<KeySet> {
     crate::backup::baseline_keys(&ctx.data_dir, entity.name(), entity.key_prefix())
+}
+
+/// Verify only reads: on Ctrl-C or `--time-limit` it stops between pages
+/// and `--resume` verifies the entity again from the start.
+fn stop_if_cancelled(ctx: &Ctx, entity: &str) -> Result<()> {
+    if ctx.cancelled() {
+        return Err(Error::Interrupted(format!(
+            "verify of {entity} stopped; `migrate --resume` verifies it again"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -108,6 +108,9 @@ pub struct Faults {
     /// PRNG seed (the whole fault sequence is a function of it and of the
     /// order in which requests arrive).
     pub seed: u64,
+    /// Keep every `BatchWriteItem` body with the time it arrived
+    /// ([`FaultProxy::batch_writes`]).
+    pub record_writes: bool,
 }
 
 impl Default for Faults {
@@ -127,6 +130,7 @@ impl Default for Faults {
             only_ops: None,
             max_faults: None,
             seed: 0x5eed,
+            record_writes: false,
         }
     }
 }
@@ -244,6 +248,8 @@ struct Shared {
     state: Mutex<FaultState>,
     counters: Counters,
     client: Client<HttpConnector, Full<Bytes>>,
+    started: Instant,
+    writes: Mutex<Vec<(Duration, Bytes)>>,
 }
 
 /// A running proxy. `endpoint` is what to give the client as endpoint URL.
@@ -306,6 +312,19 @@ impl FaultProxy {
         self.shared.state.lock().unwrap().faults.clone()
     }
 
+    /// Every `BatchWriteItem` request that arrived while
+    /// `Faults::record_writes` was on: when (since the proxy started) and
+    /// its body.
+    pub fn batch_writes(&self) -> Vec<(Duration, Value)> {
+        self.shared
+            .writes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, b)| (*t, serde_json::from_slice(b).expect("a JSON body")))
+            .collect()
+    }
+
     /// The upstream URL the proxy forwards to.
     pub fn upstream(&self) -> String {
         self.shared.upstream.to_string()
@@ -337,6 +356,8 @@ impl FaultProxy {
             }),
             counters: Counters::default(),
             client,
+            started: Instant::now(),
+            writes: Mutex::new(Vec::new()),
         });
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let thread_shared = shared.clone();
@@ -476,6 +497,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         }
     };
 
+    if op == BATCH_WRITE && shared.state.lock().unwrap().faults.record_writes {
+        let at = shared.started.elapsed();
+        shared.writes.lock().unwrap().push((at, body.clone()));
+    }
     let decision = decide(&shared, &op, &body);
     let (delay, batch) = match decision {
         Decision::Refuse => {
