@@ -108,8 +108,9 @@ pub async fn run(
     let cancelled = || ctx.cancelled();
     let sending = Instant::now();
     let cap = ctx.config.migration.max_write_units_per_second;
+    // Over at least one second: the first batch alone is no rate.
     let achieved = |stats: &WriteStats| {
-        stats.counts().write_units as f64 / sending.elapsed().as_secs_f64().max(1e-3)
+        stats.counts().write_units as f64 / sending.elapsed().as_secs_f64().max(1.0)
     };
 
     let ended = pipeline::run(
