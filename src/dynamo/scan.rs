@@ -1,0 +1,200 @@
+//! Parallel Scans whose pages are read as wire JSON, without the SDK
+//! decoding them into `AttributeValue` trees.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
+use aws_smithy_types::config_bag::ConfigBag;
+use tokio::sync::mpsc;
+
+use crate::error::Result;
+
+use super::*;
+
+/// Items a Scan page may hold: without a limit a page is 1 MB of JSON, and
+/// decoded pages of full items (several per segment in flight) were most of
+/// verify's memory.
+pub const SCAN_PAGE_ITEMS: i32 = 1000;
+
+/// One Scan page as the server sent it. Its items are read from the JSON in
+/// place ([`RawPage::items`]), or converted to SDK values where that is
+/// simpler ([`RawPage::av_items`]): the SDK's own decoding of every page
+/// into `AttributeValue` maps was a third of verify's CPU time.
+pub struct RawPage {
+    body: bytes::Bytes,
+    /// Where each item's JSON lies in `body`.
+    items: Vec<std::ops::Range<usize>>,
+}
+
+impl RawPage {
+    /// Reads a Scan response body: the items' places and `LastEvaluatedKey`.
+    fn parse(body: bytes::Bytes) -> serde_json::Result<(RawPage, Option<AvItem>)> {
+        #[derive(serde::Deserialize)]
+        struct Page<'a> {
+            #[serde(rename = "Items", borrow, default)]
+            items: Vec<&'a serde_json::value::RawValue>,
+            #[serde(rename = "LastEvaluatedKey", borrow, default)]
+            last: Option<&'a serde_json::value::RawValue>,
+        }
+        let page: Page = serde_json::from_slice(&body)?;
+        let base = body.as_ptr() as usize;
+        let items = page
+            .items
+            .iter()
+            .map(|raw| {
+                let start = raw.get().as_ptr() as usize - base;
+                start..start + raw.get().len()
+            })
+            .collect();
+        let last = match page.last {
+            Some(raw) => Some(wire_item_to_av(raw.get())?).filter(|k| !k.is_empty()),
+            None => None,
+        };
+        drop(page);
+        Ok((RawPage { body, items }, last))
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Each item's JSON, in DynamoDB's wire form (`{"PK":{"S":"…"},…}`).
+    pub fn items(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().map(|r| {
+            // The whole body was read as JSON text, so each slice is UTF-8.
+            std::str::from_utf8(&self.body[r.clone()]).expect("a JSON value is UTF-8")
+        })
+    }
+
+    /// The items as SDK values.
+    pub fn av_items(&self) -> serde_json::Result<Vec<AvItem>> {
+        self.items().map(wire_item_to_av).collect()
+    }
+}
+
+/// Takes a successful response's body before the SDK decodes it: [`scan`]
+/// reads the page itself, and the SDK decodes an empty object.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TakeBody(std::sync::Arc<std::sync::Mutex<Option<SdkBody>>>);
+
+impl TakeBody {
+    fn take(&self) -> Option<SdkBody> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Intercept for TakeBody {
+    fn name(&self) -> &'static str {
+        "migrate::TakeBody"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        let response = context.response_mut();
+        // Errors keep their body: the SDK reads their code from it.
+        if response.status().is_success() {
+            let body = std::mem::replace(response.body_mut(), SdkBody::from("{}"));
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+        }
+        Ok(())
+    }
+}
+
+/// Scans `table` with `segments` parallel segments, sending each page to the
+/// returned channel. `prefix` keeps only items whose PK starts with it;
+/// `keys_only` fetches PK and SK alone. Errors arrive in the channel.
+pub fn scan(
+    client: &Client,
+    table: &str,
+    segments: u32,
+    prefix: Option<&str>,
+    keys_only: bool,
+    policy: &RetryPolicy,
+) -> mpsc::Receiver<Result<RawPage>> {
+    // One page waiting per segment: pages of full items are ~1 MB of JSON each.
+    let (tx, rx) = mpsc::channel(segments as usize);
+    for segment in 0..segments {
+        let (client, table, tx, policy) = (
+            client.clone(),
+            table.to_string(),
+            tx.clone(),
+            policy.clone(),
+        );
+        let prefix = prefix.map(str::to_string);
+        tokio::spawn(async move {
+            let mut start: Option<AvItem> = None;
+            loop {
+                let page = retry_failed(&policy, &format!("scan of {table}"), || {
+                    let mut req = client
+                        .scan()
+                        .table_name(&table)
+                        .segment(segment as i32)
+                        .total_segments(segments as i32)
+                        .consistent_read(true)
+                        .limit(SCAN_PAGE_ITEMS)
+                        .set_exclusive_start_key(start.clone());
+                    if let Some(p) = &prefix {
+                        req = req
+                            .filter_expression("begins_with(#pk, :prefix)")
+                            .expression_attribute_names("#pk", "PK")
+                            .expression_attribute_values(":prefix", AttributeValue::S(p.clone()));
+                    }
+                    if keys_only {
+                        req = req
+                            .projection_expression("#pk, #sk")
+                            .expression_attribute_names("#pk", "PK")
+                            .expression_attribute_names("#sk", "SK");
+                    }
+                    let taken = TakeBody::default();
+                    let call = req.customize().interceptor(taken.clone()).send();
+                    let timeout = policy.request_timeout;
+                    async move {
+                        call.await.map_err(|err| Failed::of(&err))?;
+                        let body = taken
+                            .take()
+                            .ok_or_else(|| Failed::transient("the response had no body"))?;
+                        let read = tokio::time::timeout(timeout, ByteStream::new(body).collect());
+                        let bytes = read
+                            .await
+                            .map_err(|_| Failed::transient("timed out reading the page"))?
+                            .map_err(|e| Failed::transient(format!("reading the page: {e}")))?
+                            .into_bytes();
+                        RawPage::parse(bytes).map_err(|e| {
+                            Failed::transient(format!("the page is not a Scan response: {e}"))
+                        })
+                    }
+                })
+                .await;
+                match page {
+                    Ok((page, last)) => {
+                        start = last;
+                        if tx.send(Ok(page)).await.is_err() {
+                            return;
+                        }
+                        if start.is_none() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    rx
+}
