@@ -6,7 +6,8 @@
 //! - [`cli`]: the command line; [`config`]: the configuration file, checked
 //!   against its JSON Schema and typed.
 //! - [`runner`]: which phases run for which entities, in what order, with
-//!   dependency checks and the [`checkpoint`]; `--resume` replays it.
+//!   dependency checks and the [`checkpoint`]; `--resume` replays it;
+//!   [`ctx`]: what every phase needs from the run.
 //! - [`phases`]: one module per phase; [`pipeline`]: concurrent batch writes;
 //!   [`rate`]: the write-rate cap they keep to.
 //! - [`entities`]: the entity contract, the registry, and one module per
@@ -28,6 +29,7 @@ pub mod backup;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod ctx;
 pub mod dynamo;
 pub mod entities;
 pub mod error;

@@ -6,10 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use chrono::{DateTime, Utc};
-use tokio::sync::OnceCell;
+use chrono::Utc;
 
 use crate::checkpoint::{Checkpoint, Phase, Plan, State, Step};
 use crate::config::Config;
@@ -17,6 +16,8 @@ use crate::entities::{self, Entity};
 use crate::error::{Error, Result};
 use crate::phases;
 use crate::progress::Progress;
+
+use crate::ctx::{Ctx, artifact_path, release_memory};
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
@@ -26,79 +27,6 @@ pub struct Request {
     pub entities: Vec<String>,
     pub resume: bool,
     pub dry_run: bool,
-}
-
-/// Everything a phase needs.
-pub struct Ctx {
-    pub config: Config,
-    pub data_dir: PathBuf,
-    pub progress: Progress,
-    pub cancel: Arc<AtomicBool>,
-    pub run_id: String,
-    /// The data directory's first run start (`Checkpoint::first_start`).
-    pub first_run_started_at: DateTime<Utc>,
-    pub dry_run: bool,
-    /// `--resume`: a load continues from its confirmed position.
-    pub resume: bool,
-    dynamo: OnceCell<aws_sdk_dynamodb::Client>,
-}
-
-impl Ctx {
-    /// A context outside a run (rollback).
-    pub fn standalone(
-        config: Config,
-        data_dir: PathBuf,
-        progress: Progress,
-        cancel: Arc<AtomicBool>,
-        run_id: String,
-    ) -> Ctx {
-        Ctx {
-            config,
-            data_dir,
-            progress,
-            cancel,
-            run_id,
-            first_run_started_at: Utc::now(),
-            dry_run: false,
-            resume: false,
-            dynamo: OnceCell::new(),
-        }
-    }
-
-    /// The run's DynamoDB client, built on first use.
-    pub async fn dynamo(&self) -> &aws_sdk_dynamodb::Client {
-        self.dynamo
-            .get_or_init(|| crate::dynamo::client(&self.config.target, &self.config.migration))
-            .await
-    }
-
-    /// The table configured for `entity`.
-    pub fn table(&self, entity: &dyn Entity) -> Result<&str> {
-        self.config
-            .target
-            .table_for(entity.name(), &self.config.path)
-    }
-
-    /// `data/<dir>/<entity>.jsonl`.
-    pub fn artifact(&self, phase: Phase, entity: &str) -> PathBuf {
-        artifact_path(&self.data_dir, phase, entity)
-    }
-
-    /// `data/reports/<name>`.
-    pub fn report(&self, name: &str) -> PathBuf {
-        self.data_dir.join("reports").join(name)
-    }
-
-    pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
-}
-
-/// The artifact a phase writes for an entity.
-pub fn artifact_path(data_dir: &Path, phase: Phase, entity: &str) -> PathBuf {
-    data_dir
-        .join(phase.artifact_dir().unwrap_or("reports"))
-        .join(format!("{entity}.jsonl"))
 }
 
 /// The outcome of a command.
@@ -173,17 +101,10 @@ pub async fn run(
     cp.save()?;
     let entity_list = resolve_entities(&cp.plan.entities)?;
     let dry_run = request.dry_run || config.migration.dry_run;
-    let ctx = Ctx {
-        config,
-        data_dir,
-        progress,
-        cancel,
-        run_id: cp.run_id.clone(),
-        first_run_started_at: cp.first_start(),
-        dry_run,
-        resume: request.resume,
-        dynamo: OnceCell::new(),
-    };
+    let mut ctx = Ctx::standalone(config, data_dir, progress, cancel, cp.run_id.clone());
+    ctx.first_run_started_at = cp.first_start();
+    ctx.dry_run = dry_run;
+    ctx.resume = request.resume;
     let span = tracing::info_span!("run", run_id = %ctx.run_id);
     let _guard = span.enter();
     let mut problems = Vec::new();
@@ -293,18 +214,6 @@ pub async fn run(
         checkpoint: cp,
         problems,
     })
-}
-
-/// Hands memory that finished work freed back to the OS. mimalloc (the
-/// binary's allocator) keeps freed pages for reuse; after a step or a pass
-/// whose large buffers are gone, keeping them only raises the peak of the
-/// next one (validate of the sales after the buyers' unique-value maps and
-/// its own pass-1 key list). A forced collect is cheap at those points; a
-/// short purge delay for every free instead cost ~10% of validate's time.
-pub fn release_memory() {
-    // SAFETY: mi_collect only walks mimalloc's own heaps; it is harmless when
-    // mimalloc is not the global allocator (the library's unit tests).
-    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 async fn run_step(

@@ -9,10 +9,10 @@ use chrono::Utc;
 
 use super::{confirm, export};
 use crate::checkpoint::{Baseline, Checkpoint};
+use crate::ctx::Ctx;
 use crate::dynamo::{self, RetryPolicy};
 use crate::entities::Entity;
 use crate::error::Result;
-use crate::runner::Ctx;
 
 /// `migrate baseline reset --entity E`; returns the new baseline.
 pub async fn reset_command(

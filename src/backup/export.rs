@@ -11,9 +11,9 @@ use chrono::Utc;
 use super::backup_dir;
 use crate::artifact::ArtifactWriter;
 use crate::checkpoint::BackupInfo;
+use crate::ctx::Ctx;
 use crate::dynamo::{self, RetryPolicy};
 use crate::error::Result;
-use crate::runner::Ctx;
 
 /// Exports `table` for `name` (an entity) and requests an on-demand backup
 /// where supported.

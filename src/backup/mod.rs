@@ -28,12 +28,12 @@ pub use rollback::{Options, RollbackReport, rollback_command};
 
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Baseline, Checkpoint, LedgerInfo, Step};
+use crate::ctx::Ctx;
 use crate::dynamo::RetryPolicy;
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::json::{Obj, Val};
 use crate::phases::{KeySet, key_hash};
-use crate::runner::Ctx;
 
 /// `data/backups`.
 pub fn backup_dir(data_dir: &Path) -> PathBuf {

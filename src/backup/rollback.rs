@@ -22,6 +22,7 @@ use serde_json::json;
 use super::{confirm, ledger, wire_key, wire_line};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Baseline, Checkpoint, RollbackState, State};
+use crate::ctx::Ctx;
 use crate::dynamo::{
     self, AvItem, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS, RetryPolicy, Write, WriteStats,
 };
@@ -31,7 +32,6 @@ use crate::error::{Error, Result};
 use crate::fingerprint::{stable_av, stable_wire};
 use crate::phases::{KeySet, key_hash};
 use crate::pipeline::{self, Batcher, Control, Ended};
-use crate::runner::Ctx;
 
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// Drifted items named in the report itself; all are in the drift file.

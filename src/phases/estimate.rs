@@ -22,12 +22,12 @@ use aws_sdk_dynamodb::types::{BillingMode, ProjectionType, TableDescription};
 use futures_util::StreamExt;
 
 use crate::config::Billing;
+use crate::ctx::Ctx;
 use crate::dynamo::{self, RetryPolicy, WRITE_UNIT_BYTES, Write, WriteStats, item_size};
 use crate::entities::table::Projection;
 use crate::error::{Error, Result};
 use crate::json::Obj;
 use crate::progress::thousands;
-use crate::runner::Ctx;
 use crate::tables::{self, TableSpec};
 
 /// Items written to the scratch table to measure a local endpoint's rate.

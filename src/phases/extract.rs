@@ -24,9 +24,9 @@ use futures_util::future::try_join_all;
 use crate::artifact::{ArtifactWriter, create_private_file};
 use crate::checkpoint::{Checkpoint, Phase, State, Step};
 use crate::config::ExtractFormat;
+use crate::ctx::Ctx;
 use crate::entities::Entity;
 use crate::error::{Error, Result};
-use crate::runner::Ctx;
 use crate::source::{self, Snapshot};
 
 /// Extracts `entities` in one snapshot.

@@ -27,12 +27,12 @@ use tokio::sync::mpsc;
 use crate::artifact::{ArtifactReader, write_atomic};
 use crate::backup;
 use crate::checkpoint::{Checkpoint, Phase, Step};
+use crate::ctx::Ctx;
 use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats, key_of};
 use crate::entities::{Entity, Item};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Batch, Batcher, Control, Ended};
 use crate::report;
-use crate::runner::Ctx;
 
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 

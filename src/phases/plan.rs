@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use super::estimate::{self, Tally};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::Phase;
+use crate::ctx::Ctx;
 use crate::dynamo::RetryPolicy;
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::json::Obj;
 use crate::progress::thousands;
-use crate::runner::Ctx;
 use crate::tables;
 
 /// One row of the plan.

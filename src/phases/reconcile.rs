@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::artifact::{ArtifactReader, create_private_dir, read_json, write_json_atomic};
+use crate::ctx::Ctx;
 use crate::entities::checks::Reconcile;
 use crate::entities::{Entity, Item};
 use crate::error::{Error, Result};
 use crate::json::{Obj, Val};
-use crate::runner::Ctx;
 use crate::source::Snapshot;
 
 /// The month and the `by` values of a group.

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use super::conserved;
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
+use crate::ctx::Ctx;
 use crate::entities::{Entity, MapContext, Row};
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::runner::Ctx;
 
 enum Out {
     Item(Vec<u8>),

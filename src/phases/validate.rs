@@ -20,13 +20,13 @@ use serde_json::{Value, json};
 use super::{KeySet, conserved, key_hash};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
+use crate::ctx::{Ctx, artifact_path};
 use crate::dynamo::{MAX_ITEM_BYTES, item_size};
 use crate::entities::{self, Entity, Finding, Reference, Severity, UniqueAttribute};
 use crate::error::{Error, Result};
 use crate::json::{Borrowed, Obj, Val};
 use crate::parallel;
 use crate::report;
-use crate::runner::{Ctx, artifact_path};
 
 /// The ids of `entity`'s valid items, read from its validated artifact.
 pub fn valid_ids(data_dir: &std::path::Path, entity: &dyn Entity) -> Result<KeySet> {
@@ -301,7 +301,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
         .map(|w| w[0])
         .collect();
     drop(keys);
-    crate::runner::release_memory();
+    crate::ctx::release_memory();
     let duplicate_keys = if candidates.is_empty() {
         KeySet::new()
     } else {

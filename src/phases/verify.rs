@@ -28,6 +28,7 @@ use super::{KeySet, key_hash, verify_indexes};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Phase, Step};
 use crate::config::VerifyMethod;
+use crate::ctx::Ctx;
 use crate::dynamo::{self, MAX_BATCH_GET_KEYS, RetryPolicy, item_from_av, key_of};
 use crate::entities::{self, Entity, Item};
 use crate::error::{Error, Result};
@@ -35,7 +36,6 @@ use crate::fingerprint::{fingerprint, fingerprint_line, fingerprint_wire};
 use crate::json::{Obj, Val};
 use crate::mapping::canonical_number_cow;
 use crate::report;
-use crate::runner::Ctx;
 
 /// How many examples of each kind of difference the report lists.
 const EXAMPLES: usize = 50;
@@ -229,7 +229,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         tokio::task::spawn_blocking(move || {
             let expected = fingerprints(&mut reader);
             // The parsed items are gone: give their pages back before the scan.
-            crate::runner::release_memory();
+            crate::ctx::release_memory();
             expected.map(|e| (reader, e))
         })
     });

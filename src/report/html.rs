@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::config_view;
 use super::files::{self, Kind, Reasons, Reports};
+pub use super::svg::escape;
 use super::svg::{self, Bar};
 use super::verdict::{self, Verdict};
 use crate::artifact::write_atomic;
@@ -19,22 +20,6 @@ use crate::progress::{rate, thousands};
 
 /// The page's file name under `data/reports/`.
 pub const FILE: &str = "report.html";
-
-/// Escapes text for HTML content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Builds the page for `data_dir` and writes it atomically, owner-only.
 /// `failure` is the error the run ended with, when there is one.
