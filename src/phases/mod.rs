@@ -10,7 +10,6 @@ pub mod reconcile;
 pub mod transform;
 pub mod validate;
 pub mod verify;
-pub mod verify_indexes;
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};

@@ -1,0 +1,325 @@
+//! Verify: proof that the table holds what was validated. Every item of the
+//! validated artifact is compared with the table's, all attributes, numbers
+//! by value and maps member by member, in one of two ways:
+//! - `scan` (default): the artifact's item fingerprints (8 bytes an item,
+//!   sorted) against one consistent parallel Scan of the table; the few items
+//!   that do not match are told apart (different, missing, extra) by key in a
+//!   second pass over the artifact;
+//! - `batchGet`: every artifact key read back with BatchGetItem (100 keys a
+//!   request, several in flight), then a keys-only parallel Scan for the count
+//!   and the extra items.
+//!
+//! Either way the Scan counts the entity's items, items the baseline backup
+//! shows were there before are not extra, and references to other entities
+//! are checked against their tables. Differences go to
+//! `data/reports/verification_report.json`.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::reconcile::{self, Tally};
+use super::{KeySet, key_hash};
+use crate::artifact::ArtifactReader;
+use crate::checkpoint::{Phase, Step};
+use crate::config::VerifyMethod;
+use crate::ctx::Ctx;
+use crate::dynamo::{self, RetryPolicy};
+use crate::entities::{self, Entity};
+use crate::error::{Error, Result};
+use crate::fingerprint::fingerprint_line;
+use crate::report;
+
+mod batch_get;
+mod compare;
+pub mod indexes;
+mod scan;
+
+use batch_get::*;
+use compare::*;
+pub use compare::{differences, same_value};
+use scan::*;
+
+/// How many examples of each kind of difference the report lists.
+const EXAMPLES: usize = 50;
+
+/// What both ways of verifying need.
+struct Target<'a> {
+    entity: &'a dyn Entity,
+    table: String,
+    client: aws_sdk_dynamodb::Client,
+    policy: RetryPolicy,
+    segments: u32,
+    concurrency: usize,
+    refs: Vec<(entities::Reference, KeySet)>,
+    before: KeySet,
+}
+
+impl Target<'_> {
+    /// A consistent parallel Scan of the entity's items in its table.
+    fn scan(&self, keys_only: bool) -> tokio::sync::mpsc::Receiver<Result<dynamo::RawPage>> {
+        dynamo::scan(
+            &self.client,
+            &self.table,
+            self.segments,
+            Some(self.entity.key_prefix()),
+            keys_only,
+            &self.policy,
+        )
+    }
+}
+
+/// Verifies one entity against its table.
+pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<String>> {
+    let started = Instant::now();
+    let artifact = ctx.artifact(Phase::Validate, entity.name());
+    let mut reader = ArtifactReader::open(&artifact)?;
+    step.input_sha256 = Some(reader.manifest().sha256.clone());
+    let client = ctx.dynamo().await.clone();
+    let policy = RetryPolicy::from_config(&ctx.config.migration);
+    let segments = ctx.config.migration.scan_segments;
+    let method = ctx.config.migration.verify_method;
+
+    // The scan method fingerprints the artifact on a worker thread while the
+    // referenced tables' keys are scanned.
+    let pass1 = (method == VerifyMethod::Scan).then(|| {
+        tokio::task::spawn_blocking(move || {
+            let expected = fingerprints(&mut reader);
+            // The parsed items are gone: give their pages back before the scan.
+            crate::ctx::release_memory();
+            expected.map(|e| (reader, e))
+        })
+    });
+
+    // The ids present in the tables this entity refers to.
+    let mut refs: Vec<(entities::Reference, KeySet)> = Vec::new();
+    for r in entity.references() {
+        let target = entities::find(r.entity)
+            .ok_or_else(|| Error::Dependency(format!("unknown entity {}", r.entity)))?;
+        let ref_table = ctx.table(target)?.to_string();
+        let mut ids = KeySet::new();
+        let mut pages = dynamo::scan(
+            &client,
+            &ref_table,
+            segments,
+            Some(target.key_prefix()),
+            true,
+            &policy,
+        );
+        while let Some(page) = pages.recv().await {
+            stop_if_cancelled(ctx, entity.name())?;
+            let page = page?;
+            for item in page.items() {
+                let item = scanned(&ref_table, item)?;
+                if let Some(pk) = wire_str(&item, "PK") {
+                    ids.insert(key_hash(pk.trim_start_matches(target.key_prefix()), ""));
+                }
+            }
+        }
+        refs.push((*r, ids));
+    }
+    let t = Target {
+        entity,
+        table: ctx.table(entity)?.to_string(),
+        client,
+        policy,
+        segments,
+        concurrency: ctx.config.migration.concurrency.max(1),
+        refs,
+        before: backup_keys(ctx, entity)?,
+    };
+
+    // What the indexes should hold, and the money the table's items carry
+    // (docs/checks.md): counted along the way, nothing kept per item.
+    let index_expected = indexes::expected(&artifact, entity)?;
+    let mut tally = entity.reconcile().map(Tally::new);
+    let f = match pass1 {
+        Some(pass1) => {
+            let (reader, expected) = match pass1.await {
+                Ok(done) => done?,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            match expected {
+                Some(expected) => by_scan(ctx, &t, &reader, expected, &mut tally).await?,
+                None => {
+                    tracing::warn!(
+                        "{}: two items share a 64-bit fingerprint; verifying with BatchGetItem instead",
+                        entity.name()
+                    );
+                    by_batch_get(ctx, &t, reader.reopen()?, &mut tally).await?
+                }
+            }
+        }
+        None => by_batch_get(ctx, &t, ArtifactReader::open(&artifact)?, &mut tally).await?,
+    };
+    let (indexes, bad_indexes) = indexes::verify(
+        &t.client,
+        &t.table,
+        entity,
+        index_expected,
+        segments,
+        &t.policy,
+    )
+    .await?;
+    let (reconciliation, unreconciled) = match tally {
+        Some(tally) => {
+            let (section, problem) = reconcile::verify(ctx, entity, tally).await?;
+            (Some(section), problem)
+        }
+        None => (None, None),
+    };
+    let table = t.table;
+
+    let seconds = started.elapsed().as_secs_f64();
+    let problems = f.missing + f.different + f.extra + f.orphans + bad_indexes;
+    step.records_in = f.expected;
+    step.records_out = f.matched;
+    step.rejected = problems;
+    step.reasons = [
+        ("missing", f.missing),
+        ("different", f.different),
+        ("extra", f.extra),
+        ("orphan_reference", f.orphans),
+        ("index", bad_indexes),
+        ("reconciliation", u64::from(unreconciled.is_some())),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v > 0)
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    report::update(
+        &ctx.report("verification_report.json"),
+        &ctx.run_id,
+        entity.name(),
+        json!({
+            "table": table,
+            "method": match method { VerifyMethod::Scan => "scan", VerifyMethod::BatchGet => "batchGet" },
+            "ok": problems == 0 && unreconciled.is_none(),
+            "expected": f.expected,
+            "found": f.expected - f.missing,
+            "matched": f.matched,
+            "countByScan": f.counted,
+            "missing": f.missing,
+            "different": f.different,
+            "extra": f.extra,
+            "orphanReferences": f.orphans,
+            "indexes": indexes,
+            "reconciliation": reconciliation,
+            "preexistingItemsIgnored": f.preexisting,
+            "examples": {
+                "missing": f.missing_examples,
+                "different": f.different_examples,
+                "extra": f.extra_examples,
+                "orphanReferences": f.orphan_examples,
+            },
+            "seconds": seconds,
+            "itemsPerSecond": if seconds > 0.0 { f.expected as f64 / seconds } else { 0.0 },
+        }),
+    )?;
+    if problems == 0 && unreconciled.is_none() {
+        tracing::info!(
+            "verified {}: {} items match, {} counted by scan",
+            entity.name(),
+            f.matched,
+            f.counted
+        );
+        Ok(Vec::new())
+    } else {
+        let mut found = Vec::new();
+        if problems > 0 {
+            found.push(format!(
+                "{}: verification found {} missing, {} different, {} extra, {} orphan reference(s), {} index(es) \
+                 not holding what they should; see {}",
+                entity.name(),
+                f.missing,
+                f.different,
+                f.extra,
+                f.orphans,
+                bad_indexes,
+                ctx.report("verification_report.json").display()
+            ));
+        }
+        found.extend(unreconciled);
+        Ok(found)
+    }
+}
+
+/// Pass 1 of the scan method: the sorted fingerprints of every artifact item
+/// (key and content: the key attributes are part of the item), 8 bytes an
+/// item. `None` when two items share one (odds ~10⁻⁸ at a million items):
+/// the caller then verifies with BatchGetItem.
+fn fingerprints(reader: &mut ArtifactReader) -> Result<Option<Vec<u64>>> {
+    let mut expected = Vec::with_capacity(reader.manifest().records as usize);
+    let mut buf = String::new();
+    while reader.next_line(&mut buf)? {
+        let fp = fingerprint_line(&buf).map_err(|e| {
+            Error::artifact(reader.path(), format!("line {}: {e}", reader.line_no()))
+        })?;
+        expected.push(fp);
+    }
+    expected.sort_unstable();
+    let collision = expected.windows(2).any(|w| w[0] == w[1]);
+    Ok((!collision).then_some(expected))
+}
+
+/// Keys with the entity's prefix that the baseline backup held.
+fn backup_keys(ctx: &Ctx, entity: &dyn Entity) -> Result<KeySet> {
+    crate::backup::baseline_keys(&ctx.data_dir, entity.name(), entity.key_prefix())
+}
+
+/// Verify only reads: on Ctrl-C or `--time-limit` it stops between pages
+/// and `--resume` verifies the entity again from the start.
+fn stop_if_cancelled(ctx: &Ctx, entity: &str) -> Result<()> {
+    if ctx.cancelled() {
+        return Err(Error::Interrupted(format!(
+            "verify of {entity} stopped; `migrate --resume` verifies it again"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entities::Item;
+    use crate::fingerprint::fingerprint;
+
+    #[test]
+    fn numbers_by_value_maps_by_member() {
+        let a: Item = serde_json::from_str(r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}}"#).unwrap();
+        let b: Item = serde_json::from_str(r#"{"n": 1.5, "m": {"y": 2, "x": "1"}}"#).unwrap();
+        assert!(differences(&a, &b).is_empty());
+        let c: Item = serde_json::from_str(r#"{"n": 1.51, "m": {"x": "1"}, "z": true}"#).unwrap();
+        let d = differences(&a, &c);
+        let names: Vec<&str> = d.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(names, ["m", "n", "z"]);
+    }
+
+    #[test]
+    fn fingerprints_agree_with_the_comparison() {
+        let item = |t: &str| serde_json::from_str::<Item>(t).unwrap();
+        let a =
+            item(r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#);
+        let same =
+            item(r#"{"z": null, "b": true, "l": [1.0, "a"], "m": {"y": 2, "x": "1"}, "n": 15e-1}"#);
+        assert!(differences(&a, &same).is_empty());
+        assert_eq!(fingerprint(&a), fingerprint(&same));
+        let line =
+            r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "\u0061"], "b": true, "z": null}"#;
+        assert_eq!(fingerprint_line(line).unwrap(), fingerprint(&a));
+        for other in [
+            r#"{"n": 1.51, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
+            r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": ["a", 1], "b": true, "z": null}"#,
+            r#"{"n": 1.50, "m": {"x": 1, "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
+            r#"{"n": 1.50, "m": {"x": "1"}, "l": [1, "a"], "b": true, "z": null}"#,
+            r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true}"#,
+            r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": false}"#,
+            r#"{"n": "1.50", "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
+        ] {
+            let b = item(other);
+            assert!(!differences(&a, &b).is_empty(), "{other}");
+            assert_ne!(fingerprint(&a), fingerprint(&b), "{other}");
+            assert_eq!(fingerprint_line(other).unwrap(), fingerprint(&b), "{other}");
+        }
+    }
+}
