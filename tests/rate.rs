@@ -77,8 +77,10 @@ fn size_of(v: &Value) -> u64 {
 }
 
 /// Over every stretch between two requests, the units sent stay within the
-/// cap over that stretch plus one second's budget (a small allowance for
-/// the time a request takes from `migrate` to the proxy). A single request
+/// cap over that stretch plus one second's budget, with half a second more
+/// for the time a request takes from `migrate` to the proxy on a busy
+/// machine. Uncapped, the load below sends its ~2,000 units in under half a
+/// second, several times the bound. A single request
 /// larger than one second's budget goes out after a full second's budget
 /// and the ones after it wait for its excess: that excess is allowed too.
 fn assert_within_cap(writes: &[(Duration, Value)], cap: f64) -> u64 {
@@ -93,7 +95,7 @@ fn assert_within_cap(writes: &[(Duration, Value)], cap: f64) -> u64 {
         for j in i..sent.len() {
             sum += sent[j].1;
             let span = sent[j].0 - sent[i].0;
-            let allowed = cap * (span + 1.0 + 0.05) + excess;
+            let allowed = cap * (span + 1.0 + 0.5) + excess;
             assert!(
                 sum as f64 <= allowed,
                 "{sum} units in {span:.3} s (requests {i}..={j}); the cap allows {allowed:.0}"
@@ -113,7 +115,7 @@ fn prepare(env: &Env) {
 #[test]
 fn a_capped_load_and_a_capped_rollback_keep_to_the_cap() {
     let env = Env::new("rate_cap");
-    env.generate(120, 40, 260, 5);
+    env.generate(120, 40, 600, 5);
     env.config(json!({}));
     prepare(&env);
     let proxy = FaultProxy::start_blocking(
