@@ -425,34 +425,64 @@ fn keep_failed_before(path: &Path, start: u64) -> Result<()> {
     }
     let mut kept = Vec::new();
     if start > 0 {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        for line in BufReader::new(f).lines() {
-            let line = line.map_err(|e| Error::io(path, e))?;
-            let index = serde_json::from_str::<Value>(&line)
-                .ok()
-                .and_then(|v| v.get("index").and_then(Value::as_u64));
-            if index.is_some_and(|i| i < start) {
+        read_failed(path, |index, line, _| {
+            if index < start {
                 kept.extend_from_slice(line.as_bytes());
                 kept.push(b'\n');
             }
-        }
+        })?;
     }
     write_atomic(path, &kept)
+}
+
+/// Reads the failed file's entries in order: `(index, line, entry)`. A last
+/// line cut short by an interrupted command (no newline at its end) is left
+/// out with a warning: its batch was never confirmed, so the resumed load
+/// sends it again. Any other line that is not an entry is an error naming
+/// the file and the line: a failed item is never dropped unseen.
+fn read_failed(path: &Path, mut each: impl FnMut(u64, &str, Value)) -> Result<()> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = BufReader::new(f);
+    let mut line = String::new();
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        if reader
+            .read_line(&mut line)
+            .map_err(|e| Error::io(path, e))?
+            == 0
+        {
+            return Ok(());
+        }
+        n += 1;
+        let complete = line.ends_with('\n');
+        let text = line.trim_end_matches('\n');
+        let entry = serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| Some((v.get("index")?.as_u64()?, v)));
+        match entry {
+            Some((index, v)) => each(index, text, v),
+            None if !complete => tracing::warn!(
+                "{}: line {n} was cut short by an interrupted command and is left out (its batch is sent again)",
+                path.display()
+            ),
+            None => {
+                return Err(Error::artifact(
+                    path,
+                    format!("line {n} is not a failed-item entry (JSON with an \"index\")"),
+                ));
+            }
+        }
+    }
 }
 
 /// Adds each failed entry's key, legacy id and item from the artifact, so the
 /// failed file stands on its own.
 fn enrich_failed(failed_path: &Path, artifact: &Path) -> Result<()> {
-    let f = std::fs::File::open(failed_path).map_err(|e| Error::io(failed_path, e))?;
     let mut entries: BTreeMap<u64, Value> = BTreeMap::new();
-    for line in BufReader::new(f).lines() {
-        let line = line.map_err(|e| Error::io(failed_path, e))?;
-        if let Ok(v) = serde_json::from_str::<Value>(&line)
-            && let Some(i) = v.get("index").and_then(Value::as_u64)
-        {
-            entries.insert(i, v);
-        }
-    }
+    read_failed(failed_path, |index, _, v| {
+        entries.insert(index, v);
+    })?;
     if entries.is_empty() || entries.values().all(|v| v.get("item").is_some()) {
         return Ok(());
     }
@@ -462,7 +492,8 @@ fn enrich_failed(failed_path: &Path, artifact: &Path) -> Result<()> {
     let last = *entries.keys().last().expect("not empty");
     while index <= last && reader.next_line(&mut buf)? {
         if let Some(entry) = entries.get_mut(&index) {
-            let item: Item = serde_json::from_str(&buf).unwrap_or_default();
+            let item: Item = serde_json::from_str(&buf)
+                .map_err(|e| Error::artifact(artifact, format!("line {}: {e}", index + 1)))?;
             let (pk, sk) = key_of(&item);
             entry["PK"] = Value::String(pk);
             entry["SK"] = Value::String(sk);
@@ -482,6 +513,26 @@ fn enrich_failed(failed_path: &Path, artifact: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_failed_file_drops_only_a_line_cut_short_by_a_crash() {
+        let dir = std::env::temp_dir().join(format!("migrate-failed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("buyers.jsonl");
+        let entry = |i: u64| format!(r#"{{"index":{i},"error":"refused"}}"#);
+        // a crash cut the last line short: kept before the resume point, torn line left out
+        std::fs::write(&path, format!("{}\n{}\n{{\"ind", entry(3), entry(40))).unwrap();
+        keep_failed_before(&path, 10).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), entry(3) + "\n");
+        // a complete line that is not an entry is never dropped unseen
+        std::fs::write(&path, format!("{}\nnot json\n{}\n", entry(3), entry(4))).unwrap();
+        let err = keep_failed_before(&path, 10).unwrap_err().to_string();
+        assert!(
+            err.contains("buyers.jsonl") && err.contains("line 2"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_watermark_never_passes_an_unsettled_batch() {
