@@ -97,6 +97,44 @@ pub struct BackupInfo {
     pub taken_at: DateTime<Utc>,
 }
 
+/// What a load in sync mode found and applies (docs/cutover.md): the
+/// difference between the validated artifact and the table, written as the
+/// changes artifact before the first write, and the before-images of
+/// exactly the items it overwrites or deletes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncInfo {
+    /// `data/changes/<entity>.jsonl`.
+    pub changes: PathBuf,
+    pub changes_sha256: String,
+    pub counts: SyncCounts,
+    /// The items as they were before this sync, for `rollback --last`.
+    pub before: BackupInfo,
+}
+
+/// A sync's five counts.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncCounts {
+    /// In the artifact, not in the table: put.
+    pub new: u64,
+    /// In both, different: put.
+    pub changed: u64,
+    /// In both, the same: no write.
+    pub unchanged: u64,
+    /// The migration's, no longer among the valid migrated records: deleted.
+    pub deleted: u64,
+    /// In the table under the entity's prefix but not the migration's: never touched.
+    pub foreign: u64,
+}
+
+impl SyncCounts {
+    /// Writes the sync sends.
+    pub fn writes(&self) -> u64 {
+        self.new + self.changed + self.deleted
+    }
+}
+
 /// One load's ledger: what it wrote, appended ahead of the writes
 /// (backup::ledger). `sha256` and `lines` are recorded when the load that
 /// writes it stops (or, after a `kill -9`, when the next load starts), and
@@ -123,6 +161,19 @@ pub struct Baseline {
     pub run_id: String,
     #[serde(default)]
     pub ledgers: Vec<LedgerInfo>,
+    /// The last load in sync mode since this baseline, which
+    /// `rollback --last` undoes: its run and before-images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<LastSync>,
+}
+
+/// The last sync of an entity: `rollback --last` puts back its
+/// before-images and deletes what it created, using its run's ledger.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastSync {
+    pub run_id: String,
+    pub before: BackupInfo,
 }
 
 /// The last rollback of an entity; removed when a load writes again.
@@ -185,6 +236,10 @@ pub struct Step {
     pub counts: Option<WriteCounts>,
     /// Load: the backup taken before the first write.
     pub backup: Option<BackupInfo>,
+    /// Load in sync mode: the changes it applies (`confirmed` then counts
+    /// entries of the changes artifact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncInfo>,
     /// Extract: the PostgreSQL snapshot it read.
     pub snapshot: Option<String>,
     /// Why it failed, when it did.
@@ -211,6 +266,7 @@ impl Step {
             failed: None,
             counts: None,
             backup: None,
+            sync: None,
             snapshot: None,
             error: None,
         }
@@ -409,6 +465,7 @@ mod tests {
                 pinned_at: Utc::now(),
                 run_id: cp.run_id.clone(),
                 ledgers: Vec::new(),
+                last_sync: None,
             },
         );
         cp.save().unwrap();

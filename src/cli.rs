@@ -66,6 +66,12 @@ pub struct Common {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_write_rate: Option<u64>,
 
+    /// How loads write: `put` every validated item, or `sync` only the
+    /// difference with the table, deleting what the source no longer has
+    /// (overrides migration.loadMode).
+    #[arg(long, global = true, value_name = "MODE", value_parser = ["put", "sync"])]
+    pub load_mode: Option<String>,
+
     /// Stop gracefully before this much time has passed (e.g. 14m, 90s,
     /// 1h30m): requests in flight finish, the checkpoint is saved, exit 3.
     #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -93,6 +99,11 @@ pub enum Command {
         /// otherwise left alone and listed in the rollback report.
         #[arg(long)]
         force: bool,
+        /// Undo only the last load, which must be a sync: the items it
+        /// overwrote or deleted come back as they were before it, and what
+        /// it created is deleted (docs/cutover.md).
+        #[arg(long)]
+        last: bool,
     },
     /// The rollback baseline of an entity.
     Baseline {

@@ -96,10 +96,14 @@ fn fingerprint_obj(o: &Obj<'_>, h: &mut impl Hasher) {
 /// The fingerprint of an artifact line: equal to `fingerprint` of the item
 /// it holds, read in place without building a `serde_json::Value`.
 pub fn fingerprint_line(line: &str) -> serde_json::Result<u64> {
-    let item = Obj::parse(line)?;
+    Ok(fingerprint_parsed(&Obj::parse(line)?))
+}
+
+/// [`fingerprint_line`] of a line already parsed.
+pub fn fingerprint_parsed(item: &Obj<'_>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    fingerprint_obj(&item, &mut h);
-    Ok(h.finish())
+    fingerprint_obj(item, &mut h);
+    h.finish()
 }
 
 /// Like [`fingerprint_into`] for an object's members.

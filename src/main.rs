@@ -108,7 +108,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         return tables_create(&cli, recreate, timeout).await;
     }
     let rollback = match cli.command {
-        Some(Command::Rollback { yes, force }) => Some(migrate::backup::Options { yes, force }),
+        Some(Command::Rollback { yes, force, last }) => {
+            Some(migrate::backup::Options { yes, force, last })
+        }
         _ => None,
     };
     let baseline_reset = match cli.command {
@@ -141,6 +143,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let mut config = Config::load(&common.config)?;
     if let Some(cap) = common.max_write_rate {
         config.migration.max_write_units_per_second = Some(cap);
+    }
+    if let Some(mode) = &common.load_mode {
+        config.migration.load_mode = if mode == "sync" {
+            migrate::config::LoadMode::Sync
+        } else {
+            migrate::config::LoadMode::Put
+        };
     }
     let data_dir = data_dir_flag
         .or_else(|| config.migration.data_dir.clone())

@@ -349,7 +349,7 @@ fn verify_alone_on_existing_data_dir() {
 }
 
 #[test]
-fn items_present_before_the_load_are_not_extra() {
+fn items_that_are_not_the_migrations_are_foreign_not_extra() {
     let env = Env::new("vpre");
     env.generate(40, 10, 50, 9);
     let mut pre = Map::new();
@@ -365,7 +365,7 @@ fn items_present_before_the_load_are_not_extra() {
     let b = &report["entities"]["buyers"];
     assert_eq!(b["ok"], true, "{b}");
     assert_eq!(b["extra"], 0, "{b}");
-    assert_eq!(b["preexistingItemsIgnored"], 1, "{b}");
+    assert_eq!(b["foreign"], 1, "not the migration's, so not extra: {b}");
     let expected = b["expected"].as_u64().unwrap();
     assert_eq!(b["matched"].as_u64(), Some(expected), "{b}");
     assert_eq!(

@@ -51,6 +51,7 @@ pub async fn reset_command(
         pinned_at: Utc::now(),
         run_id: ctx.run_id.clone(),
         ledgers: Vec::new(),
+        last_sync: None,
     };
     if let Some(old) = cp.baselines.insert(name.to_string(), baseline.clone()) {
         tracing::info!(

@@ -1,6 +1,7 @@
 //! The ledger: one line per item a load sends, `{"PK":…,"SK":…,"fp":…}`,
 //! with the stable fingerprint of the item exactly as sent
-//! (`fingerprint::stable_wire`). The load's reader appends a chunk of
+//! (`fingerprint::stable_wire`); a delete (a sync's) is
+//! `{"PK":…,"SK":…,"fp":"0…0","deleted":true}`. The load's reader appends a chunk of
 //! batches at a time, flushed and fdatasync'ed before the chunk is handed to
 //! the writers, so whatever reached the table is in the ledger, even after a
 //! `kill -9`. Rollback reads the ledgers instead of the validated artifact,
@@ -37,6 +38,20 @@ pub struct Entry {
     /// [`stable_wire`] of the item as sent, 32 hex digits.
     #[serde(with = "fp_hex")]
     pub fp: u128,
+    /// A delete: the load removed the item (`fp` is [`ABSENT`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// The fingerprint the ledger gives a delete: what rollback compares with
+/// an item that is not there.
+pub const ABSENT: u128 = 0;
+
+impl Entry {
+    /// The state this entry left the item in: its fingerprint, or [`ABSENT`].
+    pub fn state(&self) -> u128 {
+        if self.deleted { ABSENT } else { self.fp }
+    }
 }
 
 mod fp_hex {
@@ -82,17 +97,33 @@ impl LedgerWriter {
     pub fn record(&mut self, chunk: &[Batch]) -> Result<()> {
         for batch in chunk {
             for (index, write) in &batch.writes {
-                let Some(item) = write.item_wire() else {
-                    continue; // a delete: nothing written
-                };
-                let obj = Obj::parse(item).map_err(|e| {
-                    Error::Incomplete(format!("entry {index}: the request is not JSON: {e}"))
-                })?;
-                let (pk, sk) = wire_key(&obj);
-                let entry = Entry {
-                    pk: pk.unwrap_or_default().to_string(),
-                    sk: sk.unwrap_or_default().to_string(),
-                    fp: stable_wire(&obj),
+                let entry = match write.item_wire() {
+                    Some(item) => {
+                        let obj = Obj::parse(item).map_err(|e| {
+                            Error::Incomplete(format!(
+                                "entry {index}: the request is not JSON: {e}"
+                            ))
+                        })?;
+                        let (pk, sk) = wire_key(&obj);
+                        Entry {
+                            pk: pk.unwrap_or_default().to_string(),
+                            sk: sk.unwrap_or_default().to_string(),
+                            fp: stable_wire(&obj),
+                            deleted: false,
+                        }
+                    }
+                    None => {
+                        let key = |name: &str| match write.key.get(name) {
+                            Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => s.clone(),
+                            _ => String::new(),
+                        };
+                        Entry {
+                            pk: key("PK"),
+                            sk: key("SK"),
+                            fp: ABSENT,
+                            deleted: true,
+                        }
+                    }
                 };
                 serde_json::to_writer(&mut self.out, &entry)
                     .map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
@@ -267,14 +298,15 @@ mod tests {
             r#"{"PK":"BUYER#1","SK":"METADATA","n":1.50}"#,
             r#"{"PK":"BUYER#2","SK":"METADATA","m":{"a":[1,"x"]}}"#,
         ];
-        let batch = Batch {
-            first: 0,
-            writes: lines
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (i as u64, Write::put_json(l).unwrap()))
-                .collect(),
-        };
+        let mut writes: Vec<(u64, Write)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as u64, Write::put_json(l).unwrap()))
+            .collect();
+        let key: crate::entities::Item =
+            serde_json::from_str(r#"{"PK":"BUYER#9","SK":"METADATA"}"#).unwrap();
+        writes.push((2, Write::delete(&key)));
+        let batch = Batch { first: 0, writes };
         let mut w = LedgerWriter::open(&path).unwrap();
         w.record(std::slice::from_ref(&batch)).unwrap();
         drop(w);
@@ -294,13 +326,17 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 3);
         assert_eq!(got[1].pk, "BUYER#2");
         for (e, l) in got.iter().zip(lines) {
             assert_eq!(e.fp, crate::fingerprint::stable_line(l).unwrap());
+            assert!(!e.deleted);
         }
+        // a sync's delete names the key and leaves it absent
+        assert_eq!((got[2].pk.as_str(), got[2].deleted), ("BUYER#9", true));
+        assert_eq!(got[2].state(), ABSENT);
         seal(&mut info).unwrap();
-        assert_eq!(info.lines, Some(2));
+        assert_eq!(info.lines, Some(3));
         check(&info).unwrap();
         // Appending after the seal is a change.
         let mut w = LedgerWriter::open(&path).unwrap();

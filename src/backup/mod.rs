@@ -14,6 +14,7 @@
 pub mod baseline;
 pub mod export;
 pub mod ledger;
+pub mod owned;
 pub mod rollback;
 
 use std::io::IsTerminal;
@@ -26,14 +27,12 @@ pub use baseline::reset_command;
 pub use export::take;
 pub use rollback::{Options, RollbackReport, rollback_command};
 
-use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Baseline, Checkpoint, LedgerInfo, Step};
 use crate::ctx::Ctx;
 use crate::dynamo::RetryPolicy;
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::json::{Obj, Val};
-use crate::phases::{KeySet, key_hash};
 
 /// `data/backups`.
 pub fn backup_dir(data_dir: &Path) -> PathBuf {
@@ -77,6 +76,7 @@ pub async fn before_load(
                     pinned_at: Utc::now(),
                     run_id: ctx.run_id.clone(),
                     ledgers: Vec::new(),
+                    last_sync: None,
                 },
             );
         }
@@ -117,29 +117,6 @@ pub fn after_load(cp: &mut Checkpoint, entity: &str, run_id: &str) -> Result<()>
         ledger::seal(l)?;
     }
     Ok(())
-}
-
-/// Keys starting with `prefix` that the entity's baseline backup holds (the
-/// items verify does not call extra).
-pub fn baseline_keys(data_dir: &Path, entity: &str, prefix: &str) -> Result<KeySet> {
-    let mut set = KeySet::new();
-    let Some(cp) = Checkpoint::load(data_dir)? else {
-        return Ok(set);
-    };
-    let Some(backup) = cp.baselines.get(entity).and_then(|b| b.backup.clone()) else {
-        return Ok(set);
-    };
-    let mut reader = ArtifactReader::open(&backup.path)?;
-    let mut buf = String::new();
-    while reader.next_line(&mut buf)? {
-        let item = wire_line(&backup.path, reader.line_no(), &buf)?;
-        if let (Some(pk), sk) = wire_key(&item)
-            && pk.starts_with(prefix)
-        {
-            set.insert(key_hash(pk, sk.unwrap_or_default()));
-        }
-    }
-    Ok(set)
 }
 
 /// A line of a backup, parsed in place.

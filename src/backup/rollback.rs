@@ -44,6 +44,8 @@ pub struct Options {
     pub yes: bool,
     /// Revert items changed since the load too.
     pub force: bool,
+    /// Undo only the last load, a sync, back to its before-images.
+    pub last: bool,
 }
 
 /// What a rollback did.
@@ -89,12 +91,17 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Resul
             ctx.data_dir.display()
         ))
     })?;
-    let baseline = cp.baselines.get(name).cloned().ok_or_else(|| {
+    let pinned = cp.baselines.get(name).cloned().ok_or_else(|| {
         Error::Checkpoint(format!(
             "{name} has no rollback baseline in {}: it was never loaded from this data directory",
             ctx.data_dir.join(Checkpoint::FILE).display()
         ))
     })?;
+    let baseline = if options.last {
+        last_sync(name, &pinned)?
+    } else {
+        pinned
+    };
     let backup = baseline.backup.clone().ok_or_else(|| {
         Error::Checkpoint(format!(
             "the first load of {name} took no backup (backupBeforeLoad was false): there is no baseline \
@@ -125,8 +132,13 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Resul
         options.yes,
         "rollback",
         &format!(
-            "Roll back {name} in table {table} to its baseline of {} ({} items, {}): every item the \
+            "Roll back {name} in table {table} to {} of {} ({} items, {}): every item the \
              {} load(s) since wrote is deleted or restored{}.",
+            if options.last {
+                "the state before its last sync"
+            } else {
+                "its baseline"
+            },
             backup.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
             backup.items,
             backup.path.display(),
@@ -189,7 +201,8 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Resul
         &ctx.report("rollback_report.json"),
         &ctx.run_id,
         name,
-        json!({"table": table, "state": state.state, "backup": report.backup, "backupSha256": backup.sha256,
+        json!({"table": table, "state": state.state,
+               "scope": if options.last { "lastSync" } else { "baseline" }, "backup": report.backup, "backupSha256": backup.sha256,
                "backupArn": backup.backup_arn, "baselinePinnedAt": baseline.pinned_at,
                "ledgers": baseline.ledgers.iter().map(|l| l.path.display().to_string()).collect::<Vec<_>>(),
                "checked": state.checked, "total": state.total, "deleted": state.deleted,
@@ -205,6 +218,35 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Resul
         )));
     }
     Ok(report)
+}
+
+/// What `rollback --last` goes back to: the last sync's before-images as
+/// the backup and its run's ledger as the only ledger. Refused when a load
+/// wrote to the table after that sync, or there was none.
+fn last_sync(name: &str, pinned: &Baseline) -> Result<Baseline> {
+    let sync = pinned.last_sync.as_ref().ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "{name} has no sync since its baseline: `rollback --last` undoes a sync; \
+             `migrate rollback --entity {name}` goes back to the baseline"
+        ))
+    })?;
+    let last = pinned.ledgers.last().filter(|l| l.run_id == sync.run_id);
+    let ledger = last.cloned().ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "a load (run {}) wrote to {name} after its last sync (run {}): `rollback --last` undoes \
+             only the latest load, and only when it is a sync; `migrate rollback --entity {name}` \
+             goes back to the baseline",
+            pinned.ledgers.last().map_or("?", |l| l.run_id.as_str()),
+            sync.run_id
+        ))
+    })?;
+    Ok(Baseline {
+        backup: Some(sync.before.clone()),
+        pinned_at: sync.before.taken_at,
+        run_id: sync.run_id.clone(),
+        ledgers: vec![ledger],
+        last_sync: None,
+    })
 }
 
 /// The drifted keys, streamed to their file; the first few kept for the report.
@@ -283,8 +325,8 @@ async fn revert(
     for l in &baseline.ledgers {
         ledger::read(&l.path, |e| {
             let fps = written.entry(key_hash(&e.pk, &e.sk)).or_default();
-            if !fps.contains(&e.fp) {
-                fps.push(e.fp);
+            if !fps.contains(&e.state()) {
+                fps.push(e.state());
             }
             Ok(())
         })?;
@@ -462,7 +504,8 @@ async fn check_group(
             g.unchanged += 1; // already as the baseline has it
             continue;
         }
-        let ours = now.is_some_and(|fp| k.written.contains(fp));
+        // What a load left: an item it wrote, or the absence a sync's delete left.
+        let ours = k.written.contains(now.unwrap_or(&ledger::ABSENT));
         if !ours {
             let change = if now.is_some() {
                 "changed since the load"

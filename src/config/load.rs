@@ -58,6 +58,7 @@ pub(super) struct RawMigration {
     extract_connections: Option<usize>,
     extract_format: Option<ExtractFormat>,
     verify_method: Option<VerifyMethod>,
+    load_mode: Option<LoadMode>,
     point_in_time_recovery: Option<PitrMode>,
     request_timeout: Option<f64>,
     uuid_namespace: Option<String>,
@@ -185,6 +186,7 @@ impl Config {
                 extract_connections: m.extract_connections.unwrap_or(d.extract_connections),
                 extract_format: m.extract_format.unwrap_or(d.extract_format),
                 verify_method: m.verify_method.unwrap_or(d.verify_method),
+                load_mode: m.load_mode.unwrap_or(d.load_mode),
                 point_in_time_recovery: m
                     .point_in_time_recovery
                     .unwrap_or(d.point_in_time_recovery),

@@ -127,6 +127,28 @@ pub enum VerifyMethod {
     BatchGet,
 }
 
+/// How a load writes (docs/cutover.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum LoadMode {
+    /// Every validated item is written (the default).
+    #[default]
+    Put,
+    /// Only the difference between the validated artifact and the table:
+    /// new and changed items are put, the migration's items that are no
+    /// longer valid migrated records are deleted.
+    Sync,
+}
+
+impl LoadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadMode::Put => "put",
+            LoadMode::Sync => "sync",
+        }
+    }
+}
+
 /// What the load asks of the tables' point-in-time recovery (README "The
 /// night of the migration").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -170,6 +192,8 @@ pub struct MigrationConfig {
     pub extract_connections: usize,
     pub extract_format: ExtractFormat,
     pub verify_method: VerifyMethod,
+    /// `loadMode`, `--load-mode`.
+    pub load_mode: LoadMode,
     pub point_in_time_recovery: PitrMode,
     pub request_timeout: Duration,
     pub uuid_namespace: uuid::Uuid,
@@ -197,6 +221,7 @@ impl Default for MigrationConfig {
             extract_connections: 2,
             extract_format: ExtractFormat::Binary,
             verify_method: VerifyMethod::Scan,
+            load_mode: LoadMode::Put,
             point_in_time_recovery: PitrMode::Warn,
             request_timeout: Duration::from_secs(30),
             uuid_namespace: uuid::Uuid::parse_str(DEFAULT_UUID_NAMESPACE).expect("valid uuid"),

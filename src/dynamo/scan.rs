@@ -115,7 +115,8 @@ impl Intercept for TakeBody {
 
 /// Scans `table` with `segments` parallel segments, sending each page to the
 /// returned channel. `prefix` keeps only items whose PK starts with it;
-/// `keys_only` fetches PK and SK alone. Errors arrive in the channel.
+/// `keys_only` fetches PK, SK and `createdBy` alone (whose item it is:
+/// `backup::owned`). Errors arrive in the channel.
 pub fn scan(
     client: &Client,
     table: &str,
@@ -154,9 +155,10 @@ pub fn scan(
                     }
                     if keys_only {
                         req = req
-                            .projection_expression("#pk, #sk")
+                            .projection_expression("#pk, #sk, #cb")
                             .expression_attribute_names("#pk", "PK")
-                            .expression_attribute_names("#sk", "SK");
+                            .expression_attribute_names("#sk", "SK")
+                            .expression_attribute_names("#cb", "createdBy");
                     }
                     let taken = TakeBody::default();
                     let call = req.customize().interceptor(taken.clone()).send();

@@ -27,6 +27,11 @@ pub mod table;
 
 pub use table::TableDef;
 
+/// The `createdBy` of every item the migration writes: with the entity's key
+/// prefix, it marks an item as the migration's where no ledger lists it
+/// (tables loaded before the ledger existed; docs/cutover.md).
+pub const CREATED_BY: &str = "migration@system";
+
 /// Every entity `migrate` knows, in dependency order. Add new ones here.
 pub fn registry() -> &'static [&'static dyn Entity] {
     &[&buyers::Buyers, &producers::Producers, &sales::Sales]

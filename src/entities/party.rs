@@ -127,7 +127,7 @@ pub fn map_party(row: &Row<'_>, ctx: &MapContext, kind: &PartyKind) -> Result<Tr
         ("status", s("active")),
         ("createdAt", s(created_at)),
         ("updatedAt", s(updated_at)),
-        ("createdBy", s("migration@system")),
+        ("createdBy", s(super::CREATED_BY)),
     ]);
     Ok(Transformed {
         legacy_id,

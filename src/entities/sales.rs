@@ -259,7 +259,7 @@ impl Entity for Sales {
             ),
             ("createdAt", s(created_at)),
             ("updatedAt", s(updated_at)),
-            ("createdBy", s("migration@system")),
+            ("createdBy", s(super::CREATED_BY)),
             (
                 "GSI1PK",
                 buyer_id

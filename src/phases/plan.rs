@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::estimate::{self, Tally};
 use crate::artifact::ArtifactReader;
-use crate::checkpoint::Phase;
+use crate::checkpoint::{Phase, SyncCounts};
+use crate::config::LoadMode;
 use crate::ctx::Ctx;
 use crate::dynamo::RetryPolicy;
 use crate::entities::Entity;
@@ -26,6 +27,8 @@ struct Row {
     secs: f64,
     /// What the estimate rests on, one line each (docs/tables.md).
     assumptions: Vec<String>,
+    /// Sync mode: the difference the items and units are of.
+    sync: Option<SyncCounts>,
 }
 
 /// Prints the load plan of `entities`: everything is measured first, then
@@ -36,9 +39,20 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
     let policy = RetryPolicy::from_config(m);
     let mut rows = Vec::new();
     for e in entities {
-        let path = ctx.artifact(Phase::Validate, e.name());
-        let mut reader = ArtifactReader::open(&path)?;
         let table = ctx.table(*e)?;
+        // In sync mode the plan is the changes' (docs/cutover.md): the
+        // difference is computed, and written to data/changes, nothing sent.
+        let sync = match m.load_mode {
+            LoadMode::Sync => {
+                Some(crate::phases::load::sync::diff(ctx, *e, table, client, &policy, true).await?)
+            }
+            LoadMode::Put => None,
+        };
+        let path = match &sync {
+            Some(d) => d.changes.clone(),
+            None => ctx.artifact(Phase::Validate, e.name()),
+        };
+        let mut reader = ArtifactReader::open(&path)?;
         let spec = tables::specs(&ctx.config, &[*e])?.remove(0);
         // The table's indexes and throughput; the call's round trip, measured,
         // stands for the client's share of one BatchWriteItem request.
@@ -47,12 +61,24 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
         let rtt = t.elapsed().max(Duration::from_millis(1));
         let mut tally = Tally::new(&spec, desc.as_ref(), reader.manifest().records);
         let mut buf = String::new();
+        let mut deletes = 0u64;
         while reader.next_line(&mut buf)? {
-            let item = Obj::parse(&buf)
-                .map_err(|e| Error::artifact(&path, format!("line {}: {e}", reader.line_no())))?;
-            tally.add(&buf, &item);
+            let at = |e: String| Error::artifact(&path, format!("line {}: {e}", reader.line_no()));
+            let text = match &sync {
+                Some(_) => match crate::phases::load::sync::put_text(&buf).map_err(at)? {
+                    Some(text) => text,
+                    None => {
+                        deletes += 1;
+                        continue;
+                    }
+                },
+                None => buf.as_str(),
+            };
+            let item = Obj::parse(text).map_err(|e| at(e.to_string()))?;
+            tally.add(text, &item);
         }
-        let (items, units) = (tally.items, tally.units());
+        // A delete costs one write unit, like the smallest put.
+        let (items, units) = (tally.items + deletes, tally.units() + deletes);
         let requests = items.div_ceil(m.batch_size as u64);
         let estimate = estimate::estimate(ctx, &spec, &tally, rtt).await;
         tracing::debug!(entity = e.name(), items, requests, write_units = units, write_units_with_indexes = tally.total_units(), estimate_s = estimate.secs, rtt_ms = rtt.as_millis() as u64, assumptions = ?estimate.assumptions, "load plan");
@@ -64,6 +90,7 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
             units,
             secs: estimate.secs,
             assumptions: estimate.assumptions,
+            sync: sync.map(|d| d.counts),
         });
     }
     println!("{}", table(m.batch_size, m.concurrency, &rows));
@@ -130,6 +157,29 @@ fn table(batch_size: usize, concurrency: usize, rows: &[Row]) -> String {
             out.push_str(&format!("\n  {}: {line}", r.entity));
         }
     }
+    if rows.iter().any(|r| r.sync.is_some()) {
+        out.push_str("\n\nSync: only the changes are written (the items above are the changes):\n");
+        out.push_str(&format!(
+            "  {:<10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+            "entity", "new", "changed", "unchanged", "to delete", "foreign"
+        ));
+        for r in rows {
+            if let Some(c) = r.sync {
+                out.push_str(&format!(
+                    "  {:<10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+                    r.entity,
+                    thousands(c.new),
+                    thousands(c.changed),
+                    thousands(c.unchanged),
+                    thousands(c.deleted),
+                    thousands(c.foreign)
+                ));
+            }
+        }
+        out.push_str(
+            "  (the changes are in data/changes/<entity>.jsonl; foreign items are never touched)",
+        );
+    }
     out
 }
 
@@ -148,6 +198,7 @@ mod tests {
                 units: 1300,
                 secs: 0.25,
                 assumptions: vec!["4,000 write units/s".into()],
+                sync: None,
             },
             Row {
                 entity: "sales",
@@ -157,6 +208,7 @@ mod tests {
                 units: 1_000_000,
                 secs: 12.0,
                 assumptions: Vec::new(),
+                sync: None,
             },
         ];
         let t = table(25, 8, &rows);

@@ -81,7 +81,7 @@ pub struct Verification {
     pub extra: u64,
     pub orphan_references: u64,
     #[serde(default)]
-    pub preexisting_items_ignored: u64,
+    pub foreign: u64,
     #[serde(default)]
     pub examples: Examples,
     pub seconds: f64,

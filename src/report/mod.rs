@@ -108,6 +108,21 @@ pub fn summary(cp: &Checkpoint) -> String {
                     .or_default()
                     .push(list);
             }
+            if let Some(sync) = &step.sync {
+                let c = sync.counts;
+                reasons
+                    .entry(format!("{entity} {}", phase.as_str()))
+                    .or_default()
+                    .push(format!(
+                        "sync: new {}, changed {}, unchanged {}, deleted {}, foreign {} ({})",
+                        c.new,
+                        c.changed,
+                        c.unchanged,
+                        c.deleted,
+                        c.foreign,
+                        sync.changes.display()
+                    ));
+            }
             if let Some(err) = &step.error {
                 reasons
                     .entry(format!("{entity} {}", phase.as_str()))

@@ -136,7 +136,10 @@ pub(super) async fn by_batch_get(
                 .binary_search(&key_hash(key.0, key.1))
                 .is_err()
             {
-                f.not_expected(&t.before, key);
+                f.not_expected(
+                    t.owned.owns(key.0, key.1, wire_str(&item, "createdBy")),
+                    key,
+                );
             }
         }
     }

@@ -71,7 +71,9 @@ pub(super) struct Findings {
     pub(super) orphans: u64,
     pub(super) counted: u64,
     pub(super) extra: u64,
-    pub(super) preexisting: u64,
+    /// Items under the entity's prefix that are not the migration's.
+    pub(super) foreign: u64,
+    pub(super) foreign_examples: Vec<Value>,
     pub(super) missing_examples: Vec<Value>,
     pub(super) different_examples: Vec<Value>,
     pub(super) orphan_examples: Vec<Value>,
@@ -118,13 +120,20 @@ impl Findings {
     }
 
     /// An item with the entity's prefix that the artifact does not hold.
-    pub(super) fn not_expected(&mut self, before: &KeySet, key: (&str, &str)) {
-        if before.contains(&key_hash(key.0, key.1)) {
-            self.preexisting += 1;
-        } else {
+    /// A table item the artifact lacks: extra if it is the migration's
+    /// (`backup::owned`), whatever run wrote it; foreign otherwise, reported
+    /// apart and not a failure.
+    pub(super) fn not_expected(&mut self, owned: bool, key: (&str, &str)) {
+        if owned {
             self.extra += 1;
             if self.extra_examples.len() < EXAMPLES {
                 self.extra_examples.push(json!({"PK": key.0, "SK": key.1}));
+            }
+        } else {
+            self.foreign += 1;
+            if self.foreign_examples.len() < EXAMPLES {
+                self.foreign_examples
+                    .push(json!({"PK": key.0, "SK": key.1}));
             }
         }
     }

@@ -9,9 +9,11 @@
 //!   request, several in flight), then a keys-only parallel Scan for the count
 //!   and the extra items.
 //!
-//! Either way the Scan counts the entity's items, items the baseline backup
-//! shows were there before are not extra, and references to other entities
-//! are checked against their tables. Differences go to
+//! Either way the Scan counts the entity's items; an item the artifact lacks
+//! is extra if it is the migration's (a ledger lists it, or it carries the
+//! migration's `createdBy`: `backup::owned`), whatever run wrote it, and
+//! foreign otherwise (reported apart, not a failure); references to other
+//! entities are checked against their tables. Differences go to
 //! `data/reports/verification_report.json`.
 
 use std::time::Instant;
@@ -52,7 +54,8 @@ struct Target<'a> {
     segments: u32,
     concurrency: usize,
     refs: Vec<(entities::Reference, KeySet)>,
-    before: KeySet,
+    /// Which items are the migration's (extra) and which foreign.
+    owned: crate::backup::owned::Owned,
 }
 
 impl Target<'_> {
@@ -126,7 +129,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         segments,
         concurrency: ctx.config.migration.concurrency.max(1),
         refs,
-        before: backup_keys(ctx, entity)?,
+        owned: crate::backup::owned::Owned::load(&ctx.data_dir, entity)?,
     };
 
     // What the indexes should hold, and the money the table's items carry
@@ -205,11 +208,12 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
             "orphanReferences": f.orphans,
             "indexes": indexes,
             "reconciliation": reconciliation,
-            "preexistingItemsIgnored": f.preexisting,
+            "foreign": f.foreign,
             "examples": {
                 "missing": f.missing_examples,
                 "different": f.different_examples,
                 "extra": f.extra_examples,
+                "foreign": f.foreign_examples,
                 "orphanReferences": f.orphan_examples,
             },
             "seconds": seconds,
@@ -260,11 +264,6 @@ fn fingerprints(reader: &mut ArtifactReader) -> Result<Option<Vec<u64>>> {
     expected.sort_unstable();
     let collision = expected.windows(2).any(|w| w[0] == w[1]);
     Ok((!collision).then_some(expected))
-}
-
-/// Keys with the entity's prefix that the baseline backup held.
-fn backup_keys(ctx: &Ctx, entity: &dyn Entity) -> Result<KeySet> {
-    crate::backup::baseline_keys(&ctx.data_dir, entity.name(), entity.key_prefix())
 }
 
 /// Verify only reads: on Ctrl-C or `--time-limit` it stops between pages

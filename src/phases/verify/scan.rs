@@ -25,6 +25,8 @@ pub(super) struct Unmatched {
     /// Its orphan references, counted only if it turns out to be expected.
     pub(super) orphans: Findings,
     pub(super) paired: bool,
+    /// The migration's (`backup::owned`): extra if the artifact lacks it.
+    pub(super) owned: bool,
 }
 
 /// How many unmatched table items keep their attributes for the examples;
@@ -35,8 +37,8 @@ pub(super) const KEEP_UNMATCHED_ITEMS: usize = 1000;
 /// the artifact's: found = the same item (marked). The rest — table items
 /// whose fingerprint the artifact lacks, artifact items never marked — are
 /// few, and a second pass over the artifact (only then) pairs them by key:
-/// both sides = different; artifact only = missing; table only = extra, or
-/// there before the load.
+/// both sides = different; artifact only = missing; table only = extra if
+/// the migration's, foreign otherwise.
 pub(super) async fn by_scan(
     ctx: &Ctx,
     t: &Target<'_>,
@@ -61,15 +63,19 @@ pub(super) async fn by_scan(
             let av = scanned(&t.table, wire)?;
             let av = &av;
             f.counted += 1;
-            if let Some(tally) = tally.as_mut() {
-                tally.add(|a| reconcile::wire_value(av, a));
-            }
             let text = |name: &str| wire_str(av, name);
             let key = (
                 text("PK").unwrap_or_default(),
                 text("SK").unwrap_or_default(),
             );
-            match expected.binary_search(&fingerprint_wire(av)) {
+            let found = expected.binary_search(&fingerprint_wire(av));
+            let owned = found.is_ok() || t.owned.owns(key.0, key.1, text("createdBy"));
+            // The money of the migration's items only: foreign items are
+            // the application's (docs/checks.md).
+            if let Some(tally) = tally.as_mut().filter(|_| owned) {
+                tally.add(|a| reconcile::wire_value(av, a));
+            }
+            match found {
                 Ok(i) => {
                     marked[i / 64] |= 1 << (i % 64);
                     f.matched += 1;
@@ -90,6 +96,7 @@ pub(super) async fn by_scan(
                         },
                         orphans,
                         paired: false,
+                        owned,
                     });
                 }
             }
@@ -145,7 +152,7 @@ pub(super) async fn by_scan(
             }
         }
         for u in unmatched.iter().filter(|u| !u.paired) {
-            f.not_expected(&t.before, (&u.pk, &u.sk));
+            f.not_expected(u.owned, (&u.pk, &u.sk));
         }
         if !fetch.is_empty() {
             let found = read_by_key(&t.client, &t.table, &t.policy, &fetch).await?;

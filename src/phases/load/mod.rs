@@ -1,6 +1,7 @@
 //! Load: the validated artifact into DynamoDB. Backup first (the entity's
-//! baseline, once; docs/rollback.md), every item recorded in the ledger
-//! before it is sent,
+//! baseline, once; docs/rollback.md); in sync mode only the difference with
+//! the table ([`sync`], docs/cutover.md); every write recorded in the
+//! ledger before it is sent,
 //! then batches of at most 25 items with `concurrency` in flight, retries
 //! with backoff, and a checkpoint of how far the artifact is confirmed
 //! written (every entry before it written or recorded as failed), saved every
@@ -14,25 +15,29 @@
 //! (docs/safety.md).
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write as _};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::artifact::{ArtifactReader, write_atomic};
+use crate::artifact::ArtifactReader;
 use crate::backup;
-use crate::checkpoint::{Checkpoint, Phase, Step};
+use crate::checkpoint::{Checkpoint, LastSync, Phase, Step, SyncInfo};
+use crate::config::LoadMode;
 use crate::ctx::Ctx;
-use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats, key_of};
-use crate::entities::{Entity, Item};
+use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats};
+use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Batch, Batcher, Control, Ended};
 use crate::report;
+
+mod failed;
+pub mod sync;
+
+use failed::{enrich_failed, keep_failed_before, open_append};
 
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
@@ -58,8 +63,21 @@ pub async fn run(
             step.input_sha256.as_deref().unwrap_or("unknown")
         )));
     }
+    // A resumed load goes on in the mode it started in: its position counts
+    // entries of the artifact that mode applies.
+    let sync_mode = if resuming {
+        step.sync.is_some()
+    } else {
+        ctx.config.migration.load_mode == LoadMode::Sync
+    };
+    if resuming && sync_mode != (ctx.config.migration.load_mode == LoadMode::Sync) {
+        tracing::warn!(
+            "{}: resuming the load in {} mode, the mode it started in",
+            entity.name(),
+            if sync_mode { "sync" } else { "put" }
+        );
+    }
     step.input_sha256 = Some(manifest.sha256.clone());
-    step.records_in = manifest.records;
     let start = step.confirmed.unwrap_or(0);
     let table = ctx.table(entity)?.to_string();
     let client = ctx.dynamo().await.clone();
@@ -72,29 +90,70 @@ pub async fn run(
         step.written = Some(0);
         step.failed = Some(0);
         step.counts = Some(WriteCounts::default());
+        step.sync = None;
     }
 
     // The baseline (backup) and this run's ledger (docs/rollback.md).
     let ledger = backup::before_load(ctx, cp, entity, &client, &table, &policy, step).await?;
+    cp.put(entity.name(), Phase::Load, step.clone())?;
+    // A sync applies its changes artifact, computed before the first write
+    // (docs/cutover.md); a resumed sync applies the same one.
+    let applied = if sync_mode {
+        let info = match step.sync.clone() {
+            Some(info) => info,
+            None => {
+                let d = sync::diff(ctx, entity, &table, &client, &policy, false).await?;
+                let before = d.before.expect("a load writes before-images");
+                if let Some(b) = cp.baselines.get_mut(entity.name()) {
+                    b.last_sync = Some(LastSync {
+                        run_id: ctx.run_id.clone(),
+                        before: before.clone(),
+                    });
+                }
+                SyncInfo {
+                    changes: d.changes,
+                    changes_sha256: d.changes_sha256,
+                    counts: d.counts,
+                    before,
+                }
+            }
+        };
+        let changes = ArtifactReader::open(&info.changes)?;
+        if changes.manifest().sha256 != info.changes_sha256 {
+            return Err(Error::Checkpoint(format!(
+                "{} is not the changes artifact this sync computed (SHA-256 {} now, {} then): \
+                 refusing to apply it; start a new run instead",
+                info.changes.display(),
+                changes.manifest().sha256,
+                info.changes_sha256
+            )));
+        }
+        step.sync = Some(info);
+        changes
+    } else {
+        artifact
+    };
+    let applied_path = applied.path().to_path_buf();
+    let total = applied.manifest().records;
+    step.records_in = total;
     step.confirmed = Some(start);
     cp.put(entity.name(), Phase::Load, step.clone())?;
     if start > 0 {
         tracing::info!(
-            "resuming the load of {} at item {start} of {}",
+            "resuming the load of {} at entry {start} of {total} of {}",
             entity.name(),
-            manifest.records
+            applied_path.display()
         );
     }
 
-    let bar = ctx
-        .progress
-        .bar(entity.name(), "load", Some(manifest.records));
+    let bar = ctx.progress.bar(entity.name(), "load", Some(total));
     bar.set_position(start);
     let batch_size = ctx.config.migration.batch_size;
     let (tx, rx) = pipeline::channel(ctx.config.migration.concurrency * 4);
     let indexes = entity.table().indexes;
-    let reader =
-        std::thread::spawn(move || read_batches(artifact, start, batch_size, indexes, tx, ledger));
+    let reader = std::thread::spawn(move || {
+        read_batches(applied, sync_mode, start, batch_size, indexes, tx, ledger)
+    });
 
     let stats = Arc::new(WriteStats::default());
     let sampler = report::series::Sampler::start(stats.clone());
@@ -246,16 +305,15 @@ pub async fn run(
         )));
     }
 
-    let complete = watermark == manifest.records;
+    let complete = watermark == total;
     match ended {
         Ended::Terminal(t) => Err(Error::Target(t.message)),
         _ if ctx.cancelled() => Err(Error::Interrupted(format!(
-            "load of {} stopped at item {watermark} of {}; the checkpoint is saved: run `migrate --resume` to finish",
+            "load of {} stopped at item {watermark} of {total}; the checkpoint is saved: run `migrate --resume` to finish",
             entity.name(),
-            manifest.records
         ))),
         Ended::Stopped if any_failed && !continue_on_error => {
-            enrich_failed(&failed_path, &input)?;
+            enrich_failed(&failed_path, &applied_path, sync_mode)?;
             Err(Error::Incomplete(format!(
                 "load of {} stopped at the first item that could not be written (continueOnError is false); \
                  see {}",
@@ -267,13 +325,12 @@ pub async fn run(
             read_result?;
             if !complete {
                 return Err(Error::Incomplete(format!(
-                    "load of {} ended at item {watermark} of {}",
+                    "load of {} ended at item {watermark} of {total}",
                     entity.name(),
-                    manifest.records
                 )));
             }
             if failed_total > 0 {
-                enrich_failed(&failed_path, &input)?;
+                enrich_failed(&failed_path, &applied_path, sync_mode)?;
                 Ok(vec![format!(
                     "{}: {failed_total} item(s) could not be written; see {}",
                     entity.name(),
@@ -309,6 +366,7 @@ fn write_report(
         entity.name(),
         json!({
             "table": table,
+            "mode": if step.sync.is_some() { "sync" } else { "put" },
             "items": step.records_in,
             "confirmed": step.confirmed,
             "written": step.written,
@@ -330,6 +388,15 @@ fn write_report(
             "seconds": step.elapsed_secs(),
             "backup": step.backup,
             "pointInTimeRecovery": step.pitr,
+            "sync": step.sync.as_ref().map(|s| json!({
+                "new": s.counts.new,
+                "changed": s.counts.changed,
+                "unchanged": s.counts.unchanged,
+                "deleted": s.counts.deleted,
+                "foreign": s.counts.foreign,
+                "changesFile": s.changes,
+                "beforeImages": s.before.path,
+            })),
         }),
     )
 }
@@ -376,11 +443,13 @@ impl Watermark {
     }
 }
 
-/// Streams the validated artifact from item `start` as batches; each chunk
-/// is recorded in the ledger before it is sent. Each write's units count
-/// the entity's `indexes` it appears in (the rate cap, docs/cutover.md).
+/// Streams the artifact applied (the validated one, or a sync's changes)
+/// from entry `start` as batches; each chunk is recorded in the ledger
+/// before it is sent. Each write's units count the entity's `indexes` it
+/// appears in (the rate cap, docs/cutover.md).
 fn read_batches(
     mut reader: ArtifactReader,
+    changes: bool,
     start: u64,
     batch_size: usize,
     indexes: &'static [crate::entities::table::Index],
@@ -393,8 +462,12 @@ fn read_batches(
     let mut batcher = Batcher::new(tx, batch_size).before_send(ledger.into_hook());
     while reader.next_line(&mut buf)? {
         if index >= start {
-            let write = Write::put_json_in(&buf, indexes)
-                .map_err(|e| Error::artifact(&path, format!("line {}: {e}", index + 1)))?;
+            let write = if changes {
+                sync::write_of(&buf, indexes)
+            } else {
+                Write::put_json_in(&buf, indexes).map_err(|e| e.to_string())
+            }
+            .map_err(|e| Error::artifact(&path, format!("line {}: {e}", index + 1)))?;
             if !batcher.push(index, write) {
                 // the pipeline stopped, or the ledger could not be written
                 return batcher.take_error().map_or(Ok(()), Err);
@@ -405,134 +478,9 @@ fn read_batches(
     batcher.finish()
 }
 
-fn open_append(path: &Path) -> Result<std::fs::File> {
-    if let Some(parent) = path.parent() {
-        crate::artifact::create_private_dir(parent)?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
-}
-
-/// Keeps only the failed entries with index below `start` (a fresh load
-/// starts an empty file; a resumed one drops entries it will retry).
-fn keep_failed_before(path: &Path, start: u64) -> Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let mut kept = Vec::new();
-    if start > 0 {
-        read_failed(path, |index, line, _| {
-            if index < start {
-                kept.extend_from_slice(line.as_bytes());
-                kept.push(b'\n');
-            }
-        })?;
-    }
-    write_atomic(path, &kept)
-}
-
-/// Reads the failed file's entries in order: `(index, line, entry)`. A last
-/// line cut short by an interrupted command (no newline at its end) is left
-/// out with a warning: its batch was never confirmed, so the resumed load
-/// sends it again. Any other line that is not an entry is an error naming
-/// the file and the line: a failed item is never dropped unseen.
-fn read_failed(path: &Path, mut each: impl FnMut(u64, &str, Value)) -> Result<()> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::new(f);
-    let mut line = String::new();
-    let mut n = 0u64;
-    loop {
-        line.clear();
-        if reader
-            .read_line(&mut line)
-            .map_err(|e| Error::io(path, e))?
-            == 0
-        {
-            return Ok(());
-        }
-        n += 1;
-        let complete = line.ends_with('\n');
-        let text = line.trim_end_matches('\n');
-        let entry = serde_json::from_str::<Value>(text)
-            .ok()
-            .and_then(|v| Some((v.get("index")?.as_u64()?, v)));
-        match entry {
-            Some((index, v)) => each(index, text, v),
-            None if !complete => tracing::warn!(
-                "{}: line {n} was cut short by an interrupted command and is left out (its batch is sent again)",
-                path.display()
-            ),
-            None => {
-                return Err(Error::artifact(
-                    path,
-                    format!("line {n} is not a failed-item entry (JSON with an \"index\")"),
-                ));
-            }
-        }
-    }
-}
-
-/// Adds each failed entry's key, legacy id and item from the artifact, so the
-/// failed file stands on its own.
-fn enrich_failed(failed_path: &Path, artifact: &Path) -> Result<()> {
-    let mut entries: BTreeMap<u64, Value> = BTreeMap::new();
-    read_failed(failed_path, |index, _, v| {
-        entries.insert(index, v);
-    })?;
-    if entries.is_empty() || entries.values().all(|v| v.get("item").is_some()) {
-        return Ok(());
-    }
-    let mut reader = ArtifactReader::open(artifact)?;
-    let mut buf = String::new();
-    let mut index = 0u64;
-    let last = *entries.keys().last().expect("not empty");
-    while index <= last && reader.next_line(&mut buf)? {
-        if let Some(entry) = entries.get_mut(&index) {
-            let item: Item = serde_json::from_str(&buf)
-                .map_err(|e| Error::artifact(artifact, format!("line {}: {e}", index + 1)))?;
-            let (pk, sk) = key_of(&item);
-            entry["PK"] = Value::String(pk);
-            entry["SK"] = Value::String(sk);
-            entry["legacyId"] = item.get("legacyId").cloned().unwrap_or(Value::Null);
-            entry["item"] = Value::Object(item);
-        }
-        index += 1;
-    }
-    let mut out = Vec::new();
-    for v in entries.values() {
-        out.extend_from_slice(v.to_string().as_bytes());
-        out.push(b'\n');
-    }
-    write_atomic(failed_path, &out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_failed_file_drops_only_a_line_cut_short_by_a_crash() {
-        let dir = std::env::temp_dir().join(format!("migrate-failed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("buyers.jsonl");
-        let entry = |i: u64| format!(r#"{{"index":{i},"error":"refused"}}"#);
-        // a crash cut the last line short: kept before the resume point, torn line left out
-        std::fs::write(&path, format!("{}\n{}\n{{\"ind", entry(3), entry(40))).unwrap();
-        keep_failed_before(&path, 10).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), entry(3) + "\n");
-        // a complete line that is not an entry is never dropped unseen
-        std::fs::write(&path, format!("{}\nnot json\n{}\n", entry(3), entry(4))).unwrap();
-        let err = keep_failed_before(&path, 10).unwrap_err().to_string();
-        assert!(
-            err.contains("buyers.jsonl") && err.contains("line 2"),
-            "{err}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn the_watermark_never_passes_an_unsettled_batch() {
