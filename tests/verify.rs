@@ -140,13 +140,15 @@ fn every_kind_of_difference(name: &str, method: &str) {
     let deleted_pk = pks[1].clone();
     env.delete("sales", &deleted_pk);
 
-    // 3. An item with the sales prefix the artifact does not hold.
+    // 3. An item the migration wrote in some run (the sales prefix and
+    //    `createdBy` `migration@system`) that the artifact does not hold.
     let extra_id = uuid::Uuid::new_v4().to_string();
     let extra_pk = format!("SALE#{extra_id}");
     let mut extra = Map::new();
     extra.insert("PK".into(), json!(extra_pk));
     extra.insert("SK".into(), json!("METADATA"));
     extra.insert("saleId".into(), json!(extra_id));
+    extra.insert("createdBy".into(), json!("migration@system"));
     env.put("sales", &extra);
 
     // 4. A buyer that a remaining sale refers to, deleted.
@@ -378,14 +380,18 @@ fn items_that_are_not_the_migrations_are_foreign_not_extra() {
         "the load left it alone"
     );
 
-    // An item put after the load is extra, the pre-existing one still not.
+    // An item the migration wrote in another run (the buyers prefix and
+    // `createdBy` `migration@system`) that the artifact lacks is extra; the
+    // pre-existing one is still foreign.
     let mut late = pre.clone();
     late.insert("PK".into(), json!("BUYER#after-the-load"));
+    late.insert("createdBy".into(), json!("migration@system"));
     env.put("buyers", &late);
     let out = env.migrate(&["--phase", "verify", "--entity", "buyers", "--quiet"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let b = &env.report("reports/verification_report.json")["entities"]["buyers"];
     assert_eq!(b["extra"], 1, "{b}");
+    assert_eq!(b["foreign"], 1, "{b}");
     assert_eq!(
         example_pks(b, "extra"),
         BTreeSet::from(["BUYER#after-the-load".to_string()]),
