@@ -3,11 +3,14 @@
 //! difference and converges the tables to a fresh migration of the moved
 //! source; foreign items stay untouched; `rollback --last` puts the tables
 //! back as they were before the sync; a sync with nothing to do sends no
-//! write at all.
+//! write at all; a sync killed with SIGKILL while applying its changes
+//! finishes with `--resume`, each change counted once.
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use support::fault_proxy::{FaultProxy, Faults};
@@ -273,4 +276,122 @@ fn a_sync_writes_the_difference_converges_and_rolls_back() {
         );
     }
     assert_eq!(tables(&env), synced);
+}
+
+fn checkpoint(env: &Env) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(env.data_dir().join("checkpoint.json")).ok()?).ok()
+}
+
+#[test]
+fn a_sync_killed_while_applying_resumes_to_the_same_tables() {
+    let env = Env::new("synckill");
+    env.generate(200, 60, 1500, 31);
+    env.config(json!({"migration": {"loadMode": "sync"}}));
+    let out = env.migrate(&["--full", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let first = legacy_ids(&env.scan("sales"));
+    let sales: Vec<i64> = first.iter().copied().collect();
+    assert!(sales.len() >= 700, "{} sales migrated", sales.len());
+
+    // 400 sales amended, 50 disabled, 50 deleted, 100 new.
+    let (amended, rest) = sales.split_at(400);
+    let (disabled, rest) = rest.split_at(50);
+    let (deleted, rest) = rest.split_at(50);
+    let copies = &rest[..100];
+    env.sql(&format!(
+        "UPDATE msg SET description = coalesce(description, 'Sale') || ' (amended)' WHERE first_id IN ({});
+         UPDATE msg SET enabled = false WHERE first_id IN ({});
+         DELETE FROM msg WHERE first_id IN ({});
+         INSERT INTO msg SELECT first_id + 100000, buyer_id, producer_id, sale_date, description, quantity,
+                unit_price, vat_rate, total_amount, currency, status, payment_method, enabled, created_at, updated_at
+           FROM msg WHERE first_id IN ({});",
+        list(amended),
+        list(disabled),
+        list(deleted),
+        list(copies)
+    ));
+
+    // Small batches, each held 100 ms by the proxy: applying the 600
+    // changes takes seconds, and the checkpoint records progress meanwhile.
+    let proxy = FaultProxy::start_blocking(
+        &env.endpoint,
+        Faults {
+            delay_rate: 1.0,
+            delay: Duration::from_millis(100),
+            ..Faults::none()
+        },
+    );
+    env.config(json!({"target": {"endpoint": proxy.endpoint},
+                      "migration": {"loadMode": "sync", "batchSize": 5, "concurrency": 2}}));
+    let mut child = env
+        .migrate_cmd(&["--full", "--quiet"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let confirmed = loop {
+        assert!(Instant::now() < deadline, "the sales sync never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync finished before it could be killed"
+        );
+        let load = checkpoint(&env).map(|c| c["entities"]["sales"]["load"].clone());
+        if let Some(n) = load
+            .filter(|l| l["state"] == "running" && l["sync"].is_object())
+            .and_then(|l| l["confirmed"].as_u64())
+            .filter(|n| *n > 0)
+        {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL
+    assert!(!child.wait().unwrap().success());
+    assert!(
+        confirmed < 600,
+        "killed in the middle: {confirmed} of 600 confirmed"
+    );
+    let changes = env.jsonl("changes/sales.jsonl");
+    assert_eq!(changes.len(), 600, "the changes artifact");
+
+    proxy.set_faults(Faults::none());
+    let out = env.migrate(&["--resume", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The table: what the source now holds, worked out from the moves alone.
+    let table = env.scan("sales");
+    let gone: BTreeSet<i64> = disabled.iter().chain(deleted).copied().collect();
+    let mut expected: BTreeSet<i64> = first.difference(&gone).copied().collect();
+    expected.extend(copies.iter().map(|id| id + 100000));
+    assert_eq!(legacy_ids(&table), expected);
+    for item in table.values() {
+        let id = item["legacyId"].as_i64().unwrap();
+        assert_eq!(
+            item.get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.ends_with(" (amended)")),
+            amended.contains(&id),
+            "sale {id}: {item:?}"
+        );
+    }
+    // Each change counted once, though some were sent twice.
+    let load = &env.report("reports/load_report.json")["entities"]["sales"];
+    assert_eq!(
+        (
+            &load["sync"]["new"],
+            &load["sync"]["changed"],
+            &load["sync"]["deleted"]
+        ),
+        (&json!(100), &json!(400), &json!(100)),
+        "{load}"
+    );
+    assert_eq!(load["written"], 600, "{load}");
+    let v = &env.report("reports/verification_report.json")["entities"]["sales"];
+    assert_eq!(
+        (&v["ok"], &v["missing"], &v["different"], &v["extra"]),
+        (&json!(true), &json!(0), &json!(0), &json!(0)),
+        "{v}"
+    );
 }
