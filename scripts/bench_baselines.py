@@ -62,7 +62,7 @@ def write_summary(path, summary):
 # ------------------------------------------------------------------ transform + validate baseline
 
 class Mapper:
-    """README's mapping rules, written the way a Python migration script would."""
+    """The mapping rules of docs/mapping.md, written the way a Python migration script would."""
 
     def __init__(self):
         from zoneinfo import ZoneInfo

@@ -251,7 +251,7 @@ CREATE FUNCTION pg_temp.ts(i bigint, tag int) RETURNS timestamp
          + CASE WHEN pg_temp.r($1, $2 + 1) % 5 = 0 THEN 0 ELSE pg_temp.r($1, $2 + 2) % 1000000 END)
          * interval '1 microsecond' $$;
 
--- Italian VAT check digit of ten digits (README "Validation rules"): odd positions (1st, 3rd, ... 9th) summed;
+-- Italian VAT check digit of ten digits (docs/mapping.md "Validation rules"): odd positions (1st, 3rd, ... 9th) summed;
 -- even positions (2nd ... 10th) doubled, minus 9 when over 9, summed; check = (10 - sum % 10) % 10.
 CREATE FUNCTION pg_temp.dbl(x int) RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
   'SELECT CASE WHEN 2 * $1 > 9 THEN 2 * $1 - 9 ELSE 2 * $1 END';
@@ -837,8 +837,8 @@ CREATE UNLOGGED TABLE s9_gen.expected (
   kind      smallint,
   case_code text     NOT NULL,
   outcome   text     NOT NULL CHECK (outcome IN ('valid', 'rejected', 'skipped')),
-  reasons   text[]   NOT NULL,  -- reject reason codes (README "Validation rules"); empty unless rejected
-  warnings  text[]   NOT NULL   -- warning codes (README "Validation rules"), also listed for rejected records
+  reasons   text[]   NOT NULL,  -- reject reason codes (docs/mapping.md "Validation rules"); empty unless rejected
+  warnings  text[]   NOT NULL   -- warning codes (docs/mapping.md "Validation rules"), also listed for rejected records
 );
 
 -- The validation rules for parties, computed from the rows as stored. duplicate_vat: the same valid,

@@ -28,7 +28,7 @@ pub fn trimmed(raw: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-/// VAT (README "Validation rules"): remove spaces, upper-case, prefix `IT` to 11 digits alone.
+/// VAT (docs/mapping.md "Validation rules"): remove spaces, upper-case, prefix `IT` to 11 digits alone.
 /// `None` when nothing is left.
 pub fn normalize_vat(raw: &str) -> Option<String> {
     let compact: String = raw

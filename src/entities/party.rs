@@ -1,5 +1,5 @@
 //! What buyers and producers share: both are rows of `msg_anag` mapped to the
-//! same item shape under the same rules (README "Mapping and rules").
+//! same item shape under the same rules (docs/mapping.md).
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,4 @@
-//! Validate: applies the validation rules (README "Validation rules") to the transformed items in two streaming
+//! Validate: applies the validation rules (docs/mapping.md "Validation rules") to the transformed items in two streaming
 //! passes, both on all cores. The first collects key fingerprints and the
 //! values of attributes that should be unique; the second decides each record
 //! on all cores: the findings the mapping made, duplicate keys, duplicates of
