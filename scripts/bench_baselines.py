@@ -62,7 +62,7 @@ def write_summary(path, summary):
 # ------------------------------------------------------------------ transform + validate baseline
 
 class Mapper:
-    """The mapping rules of docs/mapping.md, written the way a Python migration script would."""
+    """README's mapping rules, written the way a Python migration script would."""
 
     def __init__(self):
         from zoneinfo import ZoneInfo

@@ -3,7 +3,7 @@
 #
 # Drops and recreates the database, creates msg_anag and msg with the columns of the legacy S9 schema and
 # fills them entirely in SQL (scripts/gen_s9.sql): the same seed and sizes give the same data.
-# A documented share of the rows exercises every rule and mapping of docs/mapping.md (the list of
+# A documented share of the rows exercises every rule and mapping of the README's "Mapping and rules" (the list of
 # cases and their shares is the comment at the top of scripts/gen_s9.sql). The expected outcome
 # of every row (valid / rejected / skipped, reasons, warnings) lands in s9_gen.expected, a
 # schema the migration does not read; a summary of it is printed at the end.

@@ -295,7 +295,7 @@ pub struct Checkpoint {
     pub started_at: DateTime<Utc>,
     /// The start of the first run in this data directory: the fallback for
     /// `createdAt` of rows without timestamps, so an unchanged row gives the
-    /// same item in every run (docs/mapping.md).
+    /// same item in every run (README "Mapping and rules").
     #[serde(default)]
     pub migration_started_at: Option<DateTime<Utc>>,
     pub plan: Plan,

@@ -1,6 +1,6 @@
 //! A full buyers migration against real PostgreSQL and a real
 //! DynamoDB API, checked item by item against expectations written by hand
-//! from the mapping and rules of docs/mapping.md (not computed by the code under test).
+//! from the README's mapping and rules (not computed by the code under test).
 
 mod support;
 

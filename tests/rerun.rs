@@ -1,7 +1,7 @@
 //! Re-runs over an unchanged source give byte-identical artifacts: the
 //! `createdAt` fallback of a row without timestamps is the data directory's
 //! first run start, recorded in the checkpoint and reused by every later run
-//! (docs/mapping.md).
+//! (README "Mapping and rules").
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! A full S9 migration of generated data (scripts/gen_s9.sh, every case of
 //! the generator present), checked against an oracle written in PostgreSQL
-//! SQL straight from the mapping and rules of docs/mapping.md: every expected item of the three tables is
+//! SQL straight from the README's mapping and rules: every expected item of the three tables is
 //! built by SQL from msg_anag / msg, independently of the Rust mapping code,
 //! and compared attribute by attribute (numbers by value) with what the
 //! tables hold. The generator's own per-row expectations (s9_gen.expected)
@@ -25,7 +25,7 @@ const ENTITIES: [&str; 3] = ["buyers", "producers", "sales"];
 const WS: &str =
     r"[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
-/// The mapping and rules of docs/mapping.md as SQL functions, in a schema the migration never reads.
+/// The README's mapping and rules as SQL functions, in a schema the migration never reads.
 const ORACLE_FUNCTIONS: &str = r##"
 CREATE SCHEMA oracle;
 CREATE EXTENSION IF NOT EXISTS "uuid-ossp" SCHEMA oracle;

@@ -25,7 +25,7 @@ mod load;
 /// The JSON Schema every configuration file must satisfy.
 pub const CONFIG_SCHEMA: &str = include_str!("../config.schema.json");
 
-/// The UUID v5 namespace of docs/mapping.md, used unless the config overrides it.
+/// The UUID v5 namespace of the README's "Mapping and rules", used unless the config overrides it.
 pub const DEFAULT_UUID_NAMESPACE: &str = "e6efba72-f0d7-4be9-bfce-399356e044f7";
 
 /// A string that must never reach a log, a report or an artifact.

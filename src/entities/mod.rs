@@ -134,7 +134,7 @@ impl Serialize for NewItem {
 pub struct MapContext {
     pub namespace: Uuid,
     /// The start of the data directory's first run, the last fallback for
-    /// `createdAt` (docs/mapping.md): the same in every run.
+    /// `createdAt` (README "Mapping and rules"): the same in every run.
     pub first_run_started_at: DateTime<Utc>,
 }
 
@@ -282,7 +282,7 @@ pub fn test_row(v: &Value) -> Row<'static> {
     Row::parse(Box::leak(v.to_string().into_boxed_str())).expect("a JSON object")
 }
 
-/// `createdAt` and `updatedAt` with the fallbacks of docs/mapping.md.
+/// `createdAt` and `updatedAt` with the README's fallbacks.
 pub fn audit_times(row: &Row<'_>, ctx: &MapContext) -> Result<(String, String), String> {
     let created = row.timestamp("created_at")?;
     let updated = row.timestamp("updated_at")?;
@@ -294,7 +294,7 @@ pub fn audit_times(row: &Row<'_>, ctx: &MapContext) -> Result<(String, String), 
 }
 
 /// Builds an item from `(attribute, value)` pairs, leaving out NULLs, blank
-/// strings and empty maps (docs/mapping.md: never written as empty).
+/// strings and empty maps (the README: never written as empty).
 pub fn item<I: IntoIterator<Item = (&'static str, Option<Value>)>>(pairs: I) -> NewItem {
     let pairs = pairs.into_iter();
     let mut attributes = Vec::with_capacity(pairs.size_hint().0);

@@ -1,5 +1,5 @@
 //! What buyers and producers share: both are rows of `msg_anag` mapped to the
-//! same item shape under the same rules (docs/mapping.md).
+//! same item shape under the same rules (README "Mapping and rules").
 
 use serde_json::{Map, Value};
 
