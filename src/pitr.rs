@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{PointInTimeRecoverySpecification, PointInTimeRecoveryStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use crate::error::{Error, Result};
 const ENABLE_WAIT: Duration = Duration::from_secs(300);
 
 /// A table's point-in-time recovery as DescribeContinuousBackups tells it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PitrWindow {
     pub enabled: bool,
@@ -29,19 +30,37 @@ pub struct PitrWindow {
     pub latest_restorable: Option<DateTime<Utc>>,
 }
 
+/// What an endpoint without an operation answers.
+const UNKNOWN_OPERATION: &str = "UnknownOperationException";
+
 /// Reads `table`'s point-in-time recovery state and restorable window.
 pub async fn window(client: &Client, table: &str, policy: &RetryPolicy) -> Result<PitrWindow> {
+    // An endpoint without the API (dynalite) answers UnknownOperationException:
+    // recovery is then off as far as `migrate` can tell (README "The night of
+    // the migration"), which `warn` reports and `require` refuses.
     let out = retrying(
         policy,
         &format!("point-in-time recovery of table {table}"),
-        || {
-            client
+        || async {
+            match client
                 .describe_continuous_backups()
                 .table_name(table)
                 .send()
+                .await
+            {
+                Err(e) if e.code() == Some(UNKNOWN_OPERATION) => Ok(None),
+                other => other.map(Some),
+            }
         },
     )
     .await?;
+    let Some(out) = out else {
+        tracing::warn!(
+            "the endpoint does not implement point-in-time recovery ({UNKNOWN_OPERATION} for \
+             table {table}): treated as off"
+        );
+        return Ok(PitrWindow::default());
+    };
     let pitr = out
         .continuous_backups_description()
         .and_then(|d| d.point_in_time_recovery_description());
