@@ -1,12 +1,14 @@
 //! Point-in-time recovery before a load (`migration.pointInTimeRecovery`):
 //! `warn` names the tables without it and goes on, `require` stops before any
 //! write with exit 2, `enable` turns it on first; the load records the
-//! restorable window in the checkpoint and the load report.
+//! restorable window in the checkpoint and the load report. An endpoint
+//! that does not implement the API (dynalite) counts as recovery off.
 
 mod support;
 
 use aws_sdk_dynamodb::types::PointInTimeRecoveryStatus;
 use serde_json::{Value, json};
+use support::fault_proxy::{FaultProxy, Faults};
 use support::{Env, text};
 
 const ROWS: &str = r#"
@@ -97,4 +99,34 @@ fn enable_turns_it_on_first_and_the_load_records_the_window() {
         report["entities"]["buyers"]["pointInTimeRecovery"], *window,
         "{report}"
     );
+}
+
+#[test]
+fn an_endpoint_without_the_api_counts_as_off() {
+    let env = Env::new("pitr_unknown");
+    env.sql(ROWS);
+    let proxy = FaultProxy::start_blocking(
+        &env.endpoint,
+        Faults {
+            unknown_ops: vec!["DescribeContinuousBackups".into()],
+            ..Faults::none()
+        },
+    );
+    for (mode, loads) in [("require", false), ("warn", true)] {
+        env.config(json!({"target": {"endpoint": proxy.endpoint},
+                          "migration": {"pointInTimeRecovery": mode}}));
+        let out = env.migrate(&["--full", "--entity", "buyers"]);
+        let said = text(&out);
+        assert!(
+            said.contains("does not implement point-in-time recovery"),
+            "{mode}: {said}"
+        );
+        if loads {
+            assert!(out.status.success(), "{mode}: {said}");
+            assert_eq!(env.scan("buyers").len(), 2, "{mode}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{mode}: {said}");
+            assert!(env.scan("buyers").is_empty(), "{mode}: nothing written");
+        }
+    }
 }

@@ -111,6 +111,10 @@ pub struct Faults {
     /// Keep every `BatchWriteItem` body with the time it arrived
     /// ([`FaultProxy::batch_writes`]).
     pub record_writes: bool,
+    /// Operations answered `UnknownOperationException`, as an endpoint
+    /// that does not implement them does (dynalite and
+    /// `DescribeContinuousBackups`).
+    pub unknown_ops: Vec<String>,
 }
 
 impl Default for Faults {
@@ -131,6 +135,7 @@ impl Default for Faults {
             max_faults: None,
             seed: 0x5eed,
             record_writes: false,
+            unknown_ops: Vec::new(),
         }
     }
 }
@@ -455,6 +460,7 @@ async fn serve(
 /// What to do with one request, decided under the state lock.
 enum Decision {
     Refuse,
+    Unknown,
     Throttle(ThrottleKind),
     ServerError(ServerErrorKind),
     Forward {
@@ -503,6 +509,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
     }
     let decision = decide(&shared, &op, &body);
     let (delay, batch) = match decision {
+        Decision::Unknown => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "com.amazon.coral.service#UnknownOperationException",
+                "",
+            );
+        }
         Decision::Refuse => {
             inc(&c.refused_batches);
             return aws_error(
@@ -567,6 +580,9 @@ fn decide(shared: &Shared, op: &str, body: &Bytes) -> Decision {
     let mut guard = shared.state.lock().unwrap();
     let st = &mut *guard;
     let f = &st.faults;
+    if f.unknown_ops.iter().any(|o| o == op) {
+        return Decision::Unknown;
+    }
     if op == BATCH_WRITE
         && let Some(refuse) = &f.refuse_pk
         && batch_holds(body, &f.poison_attr, refuse)
