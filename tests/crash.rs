@@ -10,7 +10,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -199,13 +198,7 @@ fn kill_9_anywhere_then_resume_gives_the_clean_result() {
         let (from, to) = windows[attempt % PHASES.len()];
         let wait = Duration::from_millis(rng.u64(from..=to.max(from + 1)));
         let before = read(&env, "checkpoint.json").map(|c| c["runId"].clone());
-        let mut child = env
-            .migrate_cmd(&["--full", "--quiet"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = env.spawn(&["--full", "--quiet"]);
         // From when the run is recorded, not from the process's start.
         let deadline = Instant::now() + Duration::from_secs(30);
         while read(&env, "checkpoint.json").map(|c| c["runId"].clone()) == before {

@@ -9,7 +9,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -22,10 +22,6 @@ fn stdout(out: &std::process::Output) -> String {
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn checkpoint(env: &Env) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(env.data_dir().join("checkpoint.json")).ok()?).ok()
 }
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -46,16 +42,10 @@ fn one_writer_per_data_directory_and_no_stale_lock_after_kill_9() {
         },
     );
     env.config(json!({"target": {"endpoint": proxy.endpoint}, "migration": {"concurrency": 2}}));
-    let mut first = env
-        .migrate_cmd(&["--full", "--quiet"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = env.spawn(&["--full", "--quiet"]);
     let deadline = Instant::now() + Duration::from_secs(90);
     let run_id = loop {
-        if let Some(cp) = checkpoint(&env)
+        if let Some(cp) = env.checkpoint()
             && cp["entities"]["sales"]["load"]["confirmed"]
                 .as_u64()
                 .is_some_and(|c| c > 0)
@@ -93,7 +83,7 @@ fn one_writer_per_data_directory_and_no_stale_lock_after_kill_9() {
         );
     }
     // Nothing of theirs reached the checkpoint: still the first run's.
-    assert_eq!(checkpoint(&env).unwrap()["runId"], run_id);
+    assert_eq!(env.checkpoint().unwrap()["runId"], run_id);
     // Reading is allowed.
     let out = env.migrate(&["status"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -123,7 +113,7 @@ fn one_writer_per_data_directory_and_no_stale_lock_after_kill_9() {
     }
     assert_eq!(mode(&extracted), 0o700);
     assert_eq!(mode(&env.data_dir()), 0o700);
-    let cp = checkpoint(&env).unwrap();
+    let cp = env.checkpoint().unwrap();
     assert_eq!(cp["runId"], run_id, "the first run, resumed");
     assert_eq!(cp["entities"]["sales"]["load"]["state"], "done");
     let validated = env.jsonl("validated/sales.jsonl").len();

@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -278,10 +277,6 @@ fn a_sync_writes_the_difference_converges_and_rolls_back() {
     assert_eq!(tables(&env), synced);
 }
 
-fn checkpoint(env: &Env) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(env.data_dir().join("checkpoint.json")).ok()?).ok()
-}
-
 #[test]
 fn a_sync_killed_while_applying_resumes_to_the_same_tables() {
     let env = Env::new("synckill");
@@ -323,13 +318,7 @@ fn a_sync_killed_while_applying_resumes_to_the_same_tables() {
     );
     env.config(json!({"target": {"endpoint": proxy.endpoint},
                       "migration": {"loadMode": "sync", "batchSize": 5, "concurrency": 2}}));
-    let mut child = env
-        .migrate_cmd(&["--full", "--quiet"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn(&["--full", "--quiet"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let confirmed = loop {
         assert!(Instant::now() < deadline, "the sales sync never got going");
@@ -337,7 +326,9 @@ fn a_sync_killed_while_applying_resumes_to_the_same_tables() {
             child.try_wait().unwrap().is_none(),
             "the sync finished before it could be killed"
         );
-        let load = checkpoint(&env).map(|c| c["entities"]["sales"]["load"].clone());
+        let load = env
+            .checkpoint()
+            .map(|c| c["entities"]["sales"]["load"].clone());
         if let Some(n) = load
             .filter(|l| l["state"] == "running" && l["sync"].is_object())
             .and_then(|l| l["confirmed"].as_u64())

@@ -202,6 +202,22 @@ impl Env {
         self.command(migrate_bin(), args)
     }
 
+    /// Starts `migrate` in the background with no terminal and its output
+    /// discarded: a run to kill or to race against.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.migrate_cmd(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The data directory's checkpoint, if there is one that parses.
+    pub fn checkpoint(&self) -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(self.data_dir().join("checkpoint.json")).ok()?).ok()
+    }
+
     fn command(&self, program: std::ffi::OsString, args: &[&str]) -> Command {
         let mut c = Command::new(program);
         c.current_dir(&self.dir)
