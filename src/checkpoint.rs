@@ -165,6 +165,10 @@ pub struct Baseline {
     /// `rollback --last` undoes: its run and before-images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync: Option<LastSync>,
+    /// The table did not exist before the migration: an S3 import created
+    /// it, so rolling back is dropping it (docs/import.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_import: Option<crate::import::Created>,
 }
 
 /// The last sync of an entity: `rollback --last` puts back its
@@ -240,6 +244,9 @@ pub struct Step {
     /// entries of the changes artifact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncInfo>,
+    /// Load through S3 import: its parts, and the import once requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<crate::import::ImportState>,
     /// Extract: the PostgreSQL snapshot it read.
     pub snapshot: Option<String>,
     /// Why it failed, when it did.
@@ -267,6 +274,7 @@ impl Step {
             counts: None,
             backup: None,
             sync: None,
+            import: None,
             snapshot: None,
             error: None,
         }
@@ -466,6 +474,7 @@ mod tests {
                 run_id: cp.run_id.clone(),
                 ledgers: Vec::new(),
                 last_sync: None,
+                created_by_import: None,
             },
         );
         cp.save().unwrap();

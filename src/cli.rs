@@ -72,6 +72,12 @@ pub struct Common {
     #[arg(long, global = true, value_name = "MODE", value_parser = ["put", "sync"])]
     pub load_mode: Option<String>,
 
+    /// How loads reach the tables: `batch-write` into existing tables, or
+    /// `s3-import`: parts uploaded to S3 and DynamoDB Import from S3, which
+    /// creates each table (overrides target.loadVia).
+    #[arg(long, global = true, value_name = "PATH", value_parser = ["batch-write", "s3-import"])]
+    pub via: Option<String>,
+
     /// Stop gracefully before this much time has passed (e.g. 14m, 90s,
     /// 1h30m): requests in flight finish, the checkpoint is saved, exit 3.
     #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]

@@ -39,6 +39,11 @@ pub enum Error {
     #[error("DynamoDB: {0}")]
     Target(String),
 
+    /// S3 refused or failed, or holds other bytes than were sent (the S3
+    /// import path).
+    #[error("S3: {0}")]
+    S3(String),
+
     /// A table exists with another key schema or other indexes than the
     /// entities declare (exit 2: nothing was created or changed).
     #[error("{0}")]

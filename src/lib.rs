@@ -19,7 +19,8 @@
 //!   [`backup`]: backups, the ledger, the baseline and rollback;
 //!   [`fingerprint`]: item fingerprints (verify, ledger, rollback);
 //!   [`pitr`]: point-in-time recovery; [`tables`]: the target tables from
-//!   the entities' definitions (`migrate tables create`).
+//!   the entities' definitions (`migrate tables create`); [`import`]: the
+//!   S3 import load path (parts in S3, `ImportTable`).
 //! - [`lock`]: one writing command per data directory.
 //! - [`report`] (the JSON reports and the HTML page), [`progress`],
 //!   [`logging`], [`status`], [`metrics`]: what the operator sees.
@@ -34,6 +35,7 @@ pub mod dynamo;
 pub mod entities;
 pub mod error;
 pub mod fingerprint;
+pub mod import;
 pub mod json;
 pub mod limits;
 pub mod lock;

@@ -151,6 +151,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             migrate::config::LoadMode::Put
         };
     }
+    if let Some(via) = &common.via {
+        config.target.load_via = if via == "s3-import" {
+            migrate::config::LoadVia::S3Import
+        } else {
+            migrate::config::LoadVia::BatchWrite
+        };
+    }
     let data_dir = data_dir_flag
         .or_else(|| config.migration.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("data"));

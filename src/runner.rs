@@ -115,19 +115,46 @@ pub async fn run(
         crate::preflight::drift::check(&ctx.config.source, &entity_list).await?;
     }
 
+    // Entities loaded through S3 import (a resumed import stays one): their
+    // tables must not exist yet, so they have their own pre-flight
+    // (docs/import.md).
+    let importing: Vec<&'static dyn Entity> = if phases.contains(&Phase::Load) {
+        entity_list
+            .iter()
+            .copied()
+            .filter(|e| {
+                ctx.config.target.load_via == crate::config::LoadVia::S3Import
+                    || cp
+                        .step(e.name(), Phase::Load)
+                        .is_some_and(|s| s.run_id == cp.run_id && s.import.is_some())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !importing.is_empty() {
+        crate::import::preflight(&ctx, &cp, &importing).await?;
+    }
+    let existing: Vec<&'static dyn Entity> = entity_list
+        .iter()
+        .copied()
+        .filter(|e| !importing.iter().any(|i| i.name() == e.name()))
+        .collect();
+
     // Fail before any work when a table the command will need is missing.
     let needs_target = dry_run
         || phases
             .iter()
             .any(|p| matches!(p, Phase::Load | Phase::Verify));
-    if needs_target {
+    if needs_target && !existing.is_empty() {
+        let entity_list = &existing;
         let policy = crate::dynamo::RetryPolicy::from_config(&ctx.config.migration);
-        for e in &entity_list {
+        for e in entity_list {
             let table = ctx.table(*e)?.to_string();
             crate::dynamo::check_table(ctx.dynamo().await, &table, &policy).await?;
         }
         tracing::info!("target tables checked: {}", entity_list.len());
-        crate::preflight::indexes::check(ctx.dynamo().await, &ctx.config, &entity_list, &policy)
+        crate::preflight::indexes::check(ctx.dynamo().await, &ctx.config, entity_list, &policy)
             .await?;
         if dry_run || phases.contains(&Phase::Load) {
             let tables = entity_list

@@ -52,6 +52,7 @@ pub async fn reset_command(
         run_id: ctx.run_id.clone(),
         ledgers: Vec::new(),
         last_sync: None,
+        created_by_import: None,
     };
     if let Some(old) = cp.baselines.insert(name.to_string(), baseline.clone()) {
         tracing::info!(

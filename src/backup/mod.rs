@@ -4,7 +4,8 @@
 //!   whole table is exported, in DynamoDB's own wire JSON, to
 //!   `data/backups/<entity>-<run>.jsonl` (with a manifest); that export is the
 //!   entity's *baseline*, pinned in the checkpoint until `migrate baseline
-//!   reset` replaces it ([`baseline`]).
+//!   reset` replaces it ([`baseline`]). A table an S3 import created has
+//!   "no table" as its baseline: rolling back drops it ([`created`]).
 //! - [`ledger`]: every load appends the key and a fingerprint of each item it
 //!   sends to `data/backups/<entity>-<run>.ledger.jsonl`, durable before the
 //!   writes are sent.
@@ -12,6 +13,7 @@
 //!   name back as the baseline has it, leaving alone what changed since.
 
 pub mod baseline;
+pub mod created;
 pub mod export;
 pub mod ledger;
 pub mod owned;
@@ -77,6 +79,7 @@ pub async fn before_load(
                     run_id: ctx.run_id.clone(),
                     ledgers: Vec::new(),
                     last_sync: None,
+                    created_by_import: None,
                 },
             );
         }

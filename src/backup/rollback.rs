@@ -97,6 +97,10 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Resul
             ctx.data_dir.join(Checkpoint::FILE).display()
         ))
     })?;
+    if let (false, Some(created)) = (options.last, &pinned.created_by_import) {
+        let table = ctx.table(entity)?.to_string();
+        return super::created::drop_table(ctx, &mut cp, name, &table, created, options).await;
+    }
     let baseline = if options.last {
         last_sync(name, &pinned)?
     } else {
@@ -246,6 +250,7 @@ fn last_sync(name: &str, pinned: &Baseline) -> Result<Baseline> {
         run_id: sync.run_id.clone(),
         ledgers: vec![ledger],
         last_sync: None,
+        created_by_import: None,
     })
 }
 

@@ -131,6 +131,8 @@ impl Config {
         let mut endpoint = None;
         let mut profile = None;
         let (mut mode, mut read, mut write) = (None, None, None);
+        let mut load_via = LoadVia::default();
+        let mut import = ImportTarget::default();
         for (key, value) in raw.target {
             // The schema checked every type; the string and integer keys are these.
             let text = value.as_str().map(str::to_string).unwrap_or_default();
@@ -141,6 +143,13 @@ impl Config {
                 "billingMode" => mode = Some(text),
                 "readCapacityUnits" => read = value.as_i64(),
                 "writeCapacityUnits" => write = value.as_i64(),
+                "loadVia" => {
+                    load_via = serde_json::from_value(value.clone())
+                        .map_err(|e| format!("/target/loadVia: {e}"))?
+                }
+                "importBucket" => import.bucket = Some(text),
+                "importPrefix" => import.prefix = text.trim_matches('/').to_string(),
+                "importPartBytes" => import.part_bytes = value.as_u64().unwrap_or_default(),
                 _ => {
                     if let Some(entity) = key.strip_suffix("Table") {
                         tables.insert(entity.to_string(), text);
@@ -169,6 +178,8 @@ impl Config {
                 profile,
                 tables,
                 billing,
+                load_via,
+                import,
             },
             migration: MigrationConfig {
                 batch_size,

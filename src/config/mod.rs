@@ -85,6 +85,57 @@ pub struct TargetConfig {
     /// How `migrate tables create` bills new tables (`billingMode`,
     /// `readCapacityUnits`, `writeCapacityUnits`).
     pub billing: Billing,
+    /// `loadVia`, `--via`: BatchWriteItem into an existing table (the
+    /// default) or DynamoDB Import from S3 into a new one (docs/import.md).
+    pub load_via: LoadVia,
+    /// Where the S3 import path puts its parts (`importBucket`,
+    /// `importPrefix`, `importPartBytes`).
+    pub import: ImportTarget,
+}
+
+/// How a load reaches the table (README "Two ways to load").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadVia {
+    /// BatchWriteItem, 25 items a request, into a table that exists.
+    #[default]
+    BatchWrite,
+    /// Parts written to S3 and one `ImportTable` per entity, which creates
+    /// the table.
+    S3Import,
+}
+
+impl LoadVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadVia::BatchWrite => "batch-write",
+            LoadVia::S3Import => "s3-import",
+        }
+    }
+}
+
+/// The S3 side of the import path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportTarget {
+    /// Required by the S3 import path only.
+    pub bucket: Option<String>,
+    /// Without a trailing `/`; may be empty.
+    pub prefix: String,
+    /// Uncompressed bytes of DynamoDB JSON per part (the last may be smaller).
+    pub part_bytes: u64,
+}
+
+/// The default part: about 100 MB of DynamoDB JSON before GZIP.
+pub const DEFAULT_IMPORT_PART_BYTES: u64 = 100_000_000;
+
+impl Default for ImportTarget {
+    fn default() -> Self {
+        ImportTarget {
+            bucket: None,
+            prefix: String::new(),
+            part_bytes: DEFAULT_IMPORT_PART_BYTES,
+        }
+    }
 }
 
 /// The capacity mode of the tables `migrate tables create` creates.

@@ -129,6 +129,15 @@ impl Write {
     }
 }
 
+/// Appends the DynamoDB wire JSON of an artifact line (a JSON object) to
+/// `out`: the item exactly as a put of the line sends it (the S3 import
+/// path's objects, docs/import.md).
+pub fn item_wire_json(line: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    let item = Obj::parse(line)?;
+    write_wire_obj(&item, out);
+    Ok(())
+}
+
 /// The key attributes of an item as SDK values.
 pub(super) fn key_av(item: &Obj<'_>) -> AvItem {
     ["PK", "SK"]

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use super::estimate::{self, Tally};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Phase, SyncCounts};
-use crate::config::LoadMode;
+use crate::config::{LoadMode, LoadVia};
 use crate::ctx::Ctx;
 use crate::dynamo::RetryPolicy;
 use crate::entities::Entity;
 use crate::error::{Error, Result};
+use crate::import;
 use crate::json::Obj;
 use crate::progress::thousands;
 use crate::tables;
@@ -38,6 +39,8 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
     let client = ctx.dynamo().await;
     let policy = RetryPolicy::from_config(m);
     let mut rows = Vec::new();
+    let via_import = ctx.config.target.load_via == LoadVia::S3Import;
+    let mut import_rows = Vec::new();
     for e in entities {
         let table = ctx.table(*e)?;
         // In sync mode the plan is the changes' (docs/cutover.md): the
@@ -62,6 +65,7 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
         let mut tally = Tally::new(&spec, desc.as_ref(), reader.manifest().records);
         let mut buf = String::new();
         let mut deletes = 0u64;
+        let mut sizes = via_import.then(import::estimate::Sizes::default);
         while reader.next_line(&mut buf)? {
             let at = |e: String| Error::artifact(&path, format!("line {}: {e}", reader.line_no()));
             let text = match &sync {
@@ -76,12 +80,21 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
             };
             let item = Obj::parse(text).map_err(|e| at(e.to_string()))?;
             tally.add(text, &item);
+            if let Some(s) = sizes.as_mut() {
+                s.add(text).map_err(|e| at(e.to_string()))?;
+            }
         }
         // A delete costs one write unit, like the smallest put.
         let (items, units) = (tally.items + deletes, tally.units() + deletes);
         let requests = items.div_ceil(m.batch_size as u64);
         let estimate = estimate::estimate(ctx, &spec, &tally, rtt).await;
         tracing::debug!(entity = e.name(), items, requests, write_units = units, write_units_with_indexes = tally.total_units(), estimate_s = estimate.secs, rtt_ms = rtt.as_millis() as u64, assumptions = ?estimate.assumptions, "load plan");
+        if let Some(s) = sizes {
+            import_rows.push((
+                e.name(),
+                s.finish(ctx.config.target.import.part_bytes, tally.total_units()),
+            ));
+        }
         rows.push(Row {
             entity: e.name(),
             table: table.to_string(),
@@ -94,6 +107,16 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
         });
     }
     println!("{}", table(m.batch_size, m.concurrency, &rows));
+    if via_import {
+        let t = &ctx.config.target.import;
+        let prefix = if t.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", t.prefix)
+        };
+        let destination = format!("s3://{}/{prefix}", t.bucket.as_deref().unwrap_or("?"));
+        println!("{}", import::estimate::table(&import_rows, &destination));
+    }
     Ok(())
 }
 

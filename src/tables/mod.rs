@@ -24,7 +24,7 @@ mod command;
 mod ops;
 
 pub use command::{Action, CreateOptions, Outcome, create_command};
-pub use ops::{create, delete, describe, wait_active};
+pub use ops::{Definition, create, delete, describe, wait_active};
 
 /// One table to create: its name, the entities configured to it, and the
 /// union of their definitions.

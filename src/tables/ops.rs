@@ -58,6 +58,73 @@ fn sdk_key(key: &Key) -> Vec<KeySchemaElement> {
         .collect()
 }
 
+/// A table's definition in the SDK's types: CreateTable's and
+/// ImportTable's `TableCreationParameters` are both built from it.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub attributes: Vec<AttributeDefinition>,
+    pub key: Vec<KeySchemaElement>,
+    pub indexes: Vec<GlobalSecondaryIndex>,
+    pub mode: BillingMode,
+    pub throughput: Option<ProvisionedThroughput>,
+}
+
+impl Definition {
+    pub fn of(spec: &TableSpec, billing: Billing) -> Definition {
+        let throughput = match billing {
+            Billing::PayPerRequest => None,
+            Billing::Provisioned { read, write } => Some(
+                ProvisionedThroughput::builder()
+                    .read_capacity_units(read)
+                    .write_capacity_units(write)
+                    .build()
+                    .expect("both units are set"),
+            ),
+        };
+        let attributes = spec
+            .attributes()
+            .into_iter()
+            .map(|a| {
+                AttributeDefinition::builder()
+                    .attribute_name(a.name)
+                    .attribute_type(sdk_scalar(a.kind))
+                    .build()
+                    .expect("name and type are set")
+            })
+            .collect();
+        let indexes = spec
+            .indexes
+            .iter()
+            .map(|i| {
+                let projection = SdkProjection::builder()
+                    .projection_type(match i.projection {
+                        Projection::All => ProjectionType::All,
+                        Projection::KeysOnly => ProjectionType::KeysOnly,
+                    })
+                    .build();
+                GlobalSecondaryIndex::builder()
+                    .index_name(i.name)
+                    .set_key_schema(Some(sdk_key(&i.key)))
+                    .projection(projection)
+                    .set_provisioned_throughput(throughput.clone())
+                    .build()
+                    .expect("name, keys and projection are set")
+            })
+            .collect();
+        let mode = match billing {
+            Billing::PayPerRequest => BillingMode::PayPerRequest,
+            Billing::Provisioned { .. } => BillingMode::Provisioned,
+        };
+        Definition {
+            attributes,
+            key: sdk_key(&spec.key),
+            indexes,
+            mode,
+            throughput,
+        }
+    }
+}
+
 /// Sends CreateTable for `spec`. `Ok(false)` when the table already exists
 /// (created meanwhile by someone else).
 pub async fn create(
@@ -66,56 +133,19 @@ pub async fn create(
     billing: Billing,
     policy: &RetryPolicy,
 ) -> Result<bool> {
-    let throughput = match billing {
-        Billing::PayPerRequest => None,
-        Billing::Provisioned { read, write } => Some(
-            ProvisionedThroughput::builder()
-                .read_capacity_units(read)
-                .write_capacity_units(write)
-                .build()
-                .expect("both units are set"),
-        ),
-    };
-    let attributes: Vec<AttributeDefinition> = spec
-        .attributes()
-        .into_iter()
-        .map(|a| {
-            AttributeDefinition::builder()
-                .attribute_name(a.name)
-                .attribute_type(sdk_scalar(a.kind))
-                .build()
-                .expect("name and type are set")
-        })
-        .collect();
-    let indexes: Vec<GlobalSecondaryIndex> = spec
-        .indexes
-        .iter()
-        .map(|i| {
-            let projection = SdkProjection::builder()
-                .projection_type(match i.projection {
-                    Projection::All => ProjectionType::All,
-                    Projection::KeysOnly => ProjectionType::KeysOnly,
-                })
-                .build();
-            GlobalSecondaryIndex::builder()
-                .index_name(i.name)
-                .set_key_schema(Some(sdk_key(&i.key)))
-                .projection(projection)
-                .set_provisioned_throughput(throughput.clone())
-                .build()
-                .expect("name, keys and projection are set")
-        })
-        .collect();
-    let mode = match billing {
-        Billing::PayPerRequest => BillingMode::PayPerRequest,
-        Billing::Provisioned { .. } => BillingMode::Provisioned,
-    };
+    let Definition {
+        attributes,
+        key,
+        indexes,
+        mode,
+        throughput,
+    } = Definition::of(spec, billing);
     dynamo::retrying(policy, &format!("CreateTable {}", spec.name), || async {
         let request = client
             .create_table()
             .table_name(&spec.name)
             .set_attribute_definitions(Some(attributes.clone()))
-            .set_key_schema(Some(sdk_key(&spec.key)))
+            .set_key_schema(Some(key.clone()))
             .set_global_secondary_indexes((!indexes.is_empty()).then(|| indexes.clone()))
             .billing_mode(mode.clone())
             .set_provisioned_throughput(throughput.clone());

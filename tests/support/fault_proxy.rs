@@ -1,4 +1,5 @@
-//! Fault-injecting HTTP/1.1 proxy for the DynamoDB JSON protocol (test support).
+//! Fault-injecting HTTP/1.1 proxy for the DynamoDB JSON protocol (test support);
+//! S3 requests pass through it too, named `S3.<METHOD>` for [`Faults::only_ops`].
 //!
 //! Sits between a DynamoDB client (the `migrate` binary, or an SDK client in a
 //! test) and a DynamoDB-compatible server on loopback (e.g. moto server), and
@@ -482,13 +483,17 @@ struct HeldBack {
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let c = &shared.counters;
     inc(&c.requests);
-    let op = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .unwrap_or("")
-        .to_string();
+    // DynamoDB names its operation in a header; an S3 request (no such
+    // header) is named `S3.<METHOD>`, e.g. `S3.PUT` for PutObject and UploadPart.
+    let op = match req.headers().get("x-amz-target") {
+        Some(t) => t
+            .to_str()
+            .ok()
+            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+            .unwrap_or("")
+            .to_string(),
+        None => format!("S3.{}", req.method()),
+    };
     if op == BATCH_WRITE {
         inc(&c.batch_write_requests);
     }
@@ -857,18 +862,23 @@ async fn forward(
                     .await
                     .map_err(|e| format!("fault proxy: upstream body error: {e}"))?
                     .to_bytes();
+                // A HEAD answer has no body but the object's Content-Length
+                // (S3 HeadObject): kept as the server sent it.
+                let head = parts.method == hyper::Method::HEAD;
                 let names: Vec<HeaderName> = rparts
                     .headers
                     .keys()
-                    .filter(|n| is_hop_by_hop(n) || *n == header::CONTENT_LENGTH)
+                    .filter(|n| is_hop_by_hop(n) || (*n == header::CONTENT_LENGTH && !head))
                     .cloned()
                     .collect();
                 for n in names {
                     rparts.headers.remove(n);
                 }
-                rparts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                if !head {
+                    rparts
+                        .headers
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                }
                 return Ok((rparts, bytes));
             }
             Err(e) if e.is_connect() => {

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use crate::artifact::ArtifactReader;
 use crate::backup;
 use crate::checkpoint::{Checkpoint, LastSync, Phase, Step, SyncInfo};
-use crate::config::LoadMode;
+use crate::config::{LoadMode, LoadVia};
 use crate::ctx::Ctx;
 use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats};
 use crate::entities::Entity;
@@ -48,6 +48,10 @@ pub async fn run(
     entity: &dyn Entity,
     step: &mut Step,
 ) -> Result<Vec<String>> {
+    // Through S3 import (docs/import.md); a resumed import stays one.
+    if step.import.is_some() || ctx.config.target.load_via == LoadVia::S3Import {
+        return crate::import::load(ctx, cp, entity, step).await;
+    }
     let input = ctx.artifact(Phase::Validate, entity.name());
     // Checked against its manifest (SHA-256, size, lines) once, here; the
     // reader thread streams from this same open file.

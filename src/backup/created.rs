@@ -1,0 +1,118 @@
+//! Rolling back a table an S3 import created (docs/import.md): the
+//! baseline is "no table", so going back to it is deleting the table, with
+//! everything written to it since (the import's items and any later sync).
+//! Asked for on a terminal like every rollback; recorded in the checkpoint
+//! and `data/reports/rollback_report.json`.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::confirm;
+use super::rollback::{Options, RollbackReport};
+use crate::checkpoint::{Checkpoint, RollbackState, State};
+use crate::ctx::Ctx;
+use crate::dynamo::RetryPolicy;
+use crate::error::{Error, Result};
+use crate::import::Created;
+use crate::tables;
+
+/// How long DeleteTable may take before the rollback gives up waiting.
+const DELETE_WAIT: Duration = Duration::from_secs(600);
+
+/// Deletes the table `created` describes.
+pub async fn drop_table(
+    ctx: &Ctx,
+    cp: &mut Checkpoint,
+    name: &str,
+    table: &str,
+    created: &Created,
+    options: Options,
+) -> Result<RollbackReport> {
+    if created.table != table {
+        return Err(Error::Checkpoint(format!(
+            "the baseline of {name} is table {}, created by an S3 import, but the configuration names table {table}",
+            created.table
+        )));
+    }
+    let policy = RetryPolicy::from_config(&ctx.config.migration);
+    let client = ctx.dynamo().await;
+    let items = tables::describe(client, table, &policy)
+        .await?
+        .map(|d| d.item_count().unwrap_or(0).max(0) as u64);
+    let Some(items) = items else {
+        tracing::info!("{name}: table {table} does not exist: nothing to roll back");
+        return Ok(RollbackReport {
+            entity: name.into(),
+            table: table.into(),
+            backup: "(none: an S3 import created the table)".into(),
+            ..RollbackReport::default()
+        });
+    };
+    confirm(
+        options.yes,
+        "rollback",
+        &format!(
+            "Roll back {name}: table {table} did not exist before the migration; the S3 import of run {} \
+             ({}) created it. Rolling back DELETES THE TABLE and every item in it (about {items}, as \
+             DescribeTable counts them).",
+            created.run_id,
+            created
+                .import_arn
+                .as_deref()
+                .unwrap_or("import ARN not recorded"),
+        ),
+    )?;
+    let mut state = RollbackState {
+        state: State::Running,
+        run_id: ctx.run_id.clone(),
+        started_at: Utc::now(),
+        finished_at: None,
+        checked: 0,
+        total: items,
+        deleted: 0,
+        restored: 0,
+        unchanged: 0,
+        drift: 0,
+        forced: options.force,
+        failed: 0,
+        error: None,
+    };
+    cp.rollbacks.insert(name.to_string(), state.clone());
+    cp.save()?;
+    let result = tables::delete(client, table, DELETE_WAIT, &policy).await;
+    state.finished_at = Some(Utc::now());
+    state.state = if result.is_ok() {
+        State::Done
+    } else {
+        State::Failed
+    };
+    if result.is_ok() {
+        state.checked = items;
+        state.deleted = items;
+    }
+    state.error = result.as_ref().err().map(|e| e.to_string());
+    cp.rollbacks.insert(name.to_string(), state.clone());
+    cp.save()?;
+    crate::report::update(
+        &ctx.report("rollback_report.json"),
+        &ctx.run_id,
+        name,
+        json!({"table": table, "state": state.state, "scope": "createdTable",
+               "tableDeleted": result.is_ok(), "importArn": created.import_arn,
+               "importRunId": created.run_id, "deleted": state.deleted,
+               "error": state.error, "at": Utc::now().to_rfc3339()}),
+    )?;
+    result?;
+    tracing::info!("{name}: table {table} deleted ({items} items): back to the baseline, no table");
+    Ok(RollbackReport {
+        entity: name.into(),
+        table: table.into(),
+        backup: "(none: an S3 import created the table)".into(),
+        checked: items,
+        deleted: items,
+        forced: options.force,
+        ..RollbackReport::default()
+    })
+}
