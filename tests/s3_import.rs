@@ -329,3 +329,66 @@ fn killed_during_the_upload_and_during_the_import_a_resume_gives_one_import_each
         assert_eq!(verify["entities"][e]["ok"], true, "{e}: {verify}");
     }
 }
+
+#[test]
+fn a_part_over_64_mib_goes_up_in_pieces_and_s3_holds_exactly_it() {
+    use sha2::Digest;
+    let env = Env::without_tables("import_multipart");
+    let s3 = s3(&env);
+    let bucket = bucket(&env, &s3);
+    // Incompressible bytes, one piece and a bit over the multipart threshold.
+    let len = migrate::import::s3::MULTIPART_ABOVE + 3 * 1024 * 1024 + 17;
+    let mut rng = fastrand::Rng::with_seed(7);
+    let data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+    let path = env.dir.join("part-00001.json.gz");
+    std::fs::write(&path, &data).unwrap();
+    let sha: [u8; 32] = sha2::Sha256::digest(&data).into();
+    let policy =
+        migrate::dynamo::RetryPolicy::from_config(&migrate::config::MigrationConfig::default());
+    let stored = env
+        .rt
+        .block_on(migrate::import::s3::upload(
+            &s3,
+            &bucket,
+            "p/part-00001.json.gz",
+            &path,
+            len,
+            &sha,
+            &policy,
+        ))
+        .unwrap();
+    assert_eq!(stored.bytes, len);
+    let body = env
+        .rt
+        .block_on(async {
+            s3.get_object()
+                .bucket(&bucket)
+                .key("p/part-00001.json.gz")
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+        })
+        .unwrap()
+        .into_bytes();
+    assert!(body.as_ref() == data.as_slice(), "S3 holds other bytes");
+
+    // A file that is not what its checksum says is refused, naming the object.
+    let wrong = [0u8; 32];
+    let err = env
+        .rt
+        .block_on(migrate::import::s3::upload(
+            &s3,
+            &bucket,
+            "p/part-00002.json.gz",
+            &path,
+            len,
+            &wrong,
+            &policy,
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("part-00002"), "{err}");
+}

@@ -108,59 +108,228 @@ impl Open {
     }
 }
 
+/// Raw DynamoDB JSON of a part, from the encoder to the compressor of
+/// that part.
+struct Block {
+    number: u32,
+    first: u64,
+    data: Vec<u8>,
+    items: u64,
+    last: bool,
+}
+
+/// Raw bytes handed to a compressor at a time.
+const BLOCK_BYTES: usize = 1 << 20;
+/// Parts compressed at once: GZIP is most of the CPU of this path
+/// (docs/performance.md "The S3 import path").
+const COMPRESSORS: u32 = 2;
+
 /// Writes the parts of `reader`'s entries from `start` on, numbering them
 /// from `first_number`, into `dir`, each cut once it holds `part_bytes` of
-/// DynamoDB JSON. Each finished part goes to `emit`; `emit` returning false
-/// stops the writing (the upload stopped). An artifact with no entries
-/// from `start` still gives one (empty) part when `first_number` is 1, so
-/// the import has an object to read.
+/// DynamoDB JSON. This thread reads and encodes; consecutive parts are
+/// compressed by [`COMPRESSORS`] threads at once, and handed to `emit` in
+/// order; `emit` returning false stops the writing (the upload stopped).
+/// The cuts depend on the data only, so a resumed upload writes the same
+/// parts. An artifact with no entries from `start` still gives one (empty)
+/// part when `first_number` is 1, so the import has an object to read.
 pub fn write_parts(
     mut reader: ArtifactReader,
     start: u64,
     first_number: u32,
     part_bytes: u64,
     dir: &Path,
-    mut emit: impl FnMut(PartFile) -> bool,
+    emit: impl FnMut(PartFile) -> bool + Send,
 ) -> Result<()> {
-    let artifact = reader.path().to_path_buf();
-    let mut buf = String::new();
-    let mut line = Vec::with_capacity(4096);
-    let mut index = 0u64;
-    let mut number = first_number;
-    let mut open: Option<Open> = None;
-    while reader.next_line(&mut buf)? {
-        if index < start {
-            index += 1;
-            continue;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+    // The next part to hand on: no part is begun more than
+    // `COMPRESSORS + 1` ahead of it, so few part files are ever on disk.
+    let handed = (
+        std::sync::Mutex::new(first_number),
+        std::sync::Condvar::new(),
+    );
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<PartFile>>();
+        let mut workers = Vec::new();
+        let mut senders = Vec::new();
+        for _ in 0..COMPRESSORS {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Block>(2);
+            senders.push(tx);
+            let done = done_tx.clone();
+            workers.push(scope.spawn(move || compress(rx, dir, done)));
         }
-        line.clear();
-        line.extend_from_slice(br#"{"Item":"#);
-        dynamo::item_wire_json(&buf, &mut line)
-            .map_err(|e| Error::artifact(&artifact, format!("line {}: {e}", index + 1)))?;
-        line.extend_from_slice(b"}\n");
-        if open.is_none() {
-            if number > MAX_IMPORT_OBJECTS {
-                return Err(too_many_parts(part_bytes));
+        drop(done_tx);
+        let (stop, handed) = (&stop, &handed);
+        let collector = scope.spawn(move || collect(done_rx, first_number, emit, stop, handed));
+
+        let encoded = (|| -> Result<()> {
+            let artifact = reader.path().to_path_buf();
+            let mut buf = String::new();
+            let mut block: Vec<u8> = Vec::with_capacity(BLOCK_BYTES + 64 * 1024);
+            let mut index = 0u64;
+            let mut number = first_number;
+            // The open part: its number, first entry, raw bytes so far, and
+            // the items of the block being filled.
+            let mut open: Option<(u32, u64, u64, u64)> = None;
+            let send = |b: Block| senders[(b.number % COMPRESSORS) as usize].send(b).is_ok();
+            while reader.next_line(&mut buf)? {
+                if index < start {
+                    index += 1;
+                    continue;
+                }
+                if stopped() {
+                    return Ok(());
+                }
+                let (n, first, raw, items) = match open {
+                    Some(o) => o,
+                    None => {
+                        if number > MAX_IMPORT_OBJECTS {
+                            return Err(too_many_parts(part_bytes));
+                        }
+                        let (next, turned) = handed;
+                        let mut next = next.lock().expect("not poisoned");
+                        while number > *next + COMPRESSORS && !stopped() {
+                            next = turned.wait(next).expect("not poisoned");
+                        }
+                        drop(next);
+                        if stopped() {
+                            return Ok(());
+                        }
+                        number += 1;
+                        (number - 1, index, 0, 0)
+                    }
+                };
+                let before = block.len();
+                block.extend_from_slice(br#"{"Item":"#);
+                dynamo::item_wire_json(&buf, &mut block)
+                    .map_err(|e| Error::artifact(&artifact, format!("line {}: {e}", index + 1)))?;
+                block.extend_from_slice(b"}\n");
+                let raw = raw + (block.len() - before) as u64;
+                let items = items + 1;
+                index += 1;
+                let last = raw >= part_bytes;
+                if last || block.len() >= BLOCK_BYTES {
+                    let data =
+                        std::mem::replace(&mut block, Vec::with_capacity(BLOCK_BYTES + 64 * 1024));
+                    if !send(Block {
+                        number: n,
+                        first,
+                        data,
+                        items,
+                        last,
+                    }) {
+                        return Ok(());
+                    }
+                    open = (!last).then_some((n, first, raw, 0));
+                } else {
+                    open = Some((n, first, raw, items));
+                }
             }
-            open = Some(Open::create(dir, number, index)?);
-            number += 1;
-        }
-        let part = open.as_mut().expect("opened above");
+            match open {
+                Some((n, first, _, items)) => {
+                    send(Block {
+                        number: n,
+                        first,
+                        data: block,
+                        items,
+                        last: true,
+                    });
+                }
+                None if first_number == 1 && number == 1 => {
+                    send(Block {
+                        number: 1,
+                        first: index,
+                        data: Vec::new(),
+                        items: 0,
+                        last: true,
+                    });
+                }
+                None => {}
+            }
+            Ok(())
+        })();
+        drop(senders);
+        let compressed = workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(Error::Incomplete("a part compressor panicked".into())))
+            })
+            .collect::<Result<Vec<()>>>();
+        let collected = collector
+            .join()
+            .unwrap_or_else(|_| Err(Error::Incomplete("the part collector panicked".into())));
+        encoded.and(compressed.map(|_| ())).and(collected)
+    })
+}
+
+/// A compressor: writes the parts whose blocks it is sent; its failure
+/// goes to the collector, which stops everything.
+fn compress(
+    rx: std::sync::mpsc::Receiver<Block>,
+    dir: &Path,
+    done: std::sync::mpsc::Sender<Result<PartFile>>,
+) -> Result<()> {
+    if let Err(e) = compress_parts(rx, dir, &done) {
+        let _ = done.send(Err(e));
+    }
+    Ok(())
+}
+
+fn compress_parts(
+    rx: std::sync::mpsc::Receiver<Block>,
+    dir: &Path,
+    done: &std::sync::mpsc::Sender<Result<PartFile>>,
+) -> Result<()> {
+    let mut open: Option<Open> = None;
+    for b in rx {
+        let part = match &mut open {
+            Some(p) if p.number == b.number => p,
+            _ => open.insert(Open::create(dir, b.number, b.first)?),
+        };
         part.gz
-            .write_all(&line)
+            .write_all(&b.data)
             .map_err(|e| Error::io(&part.path, e))?;
-        part.items += 1;
-        part.raw_bytes += line.len() as u64;
-        if part.raw_bytes >= part_bytes && !emit(open.take().expect("open").finish()?) {
-            return Ok(());
+        part.items += b.items;
+        part.raw_bytes += b.data.len() as u64;
+        if b.last {
+            let finished = open.take().expect("opened above").finish();
+            let failed = finished.is_err();
+            if done.send(finished).is_err() || failed {
+                return Ok(());
+            }
         }
-        index += 1;
     }
-    if open.is_none() && first_number == 1 && number == 1 {
-        open = Some(Open::create(dir, number, index)?);
-    }
-    if let Some(part) = open {
-        emit(part.finish()?);
+    Ok(())
+}
+
+/// Hands the finished parts to `emit` in order; stops everything at the
+/// first error or when `emit` says so.
+fn collect(
+    done: std::sync::mpsc::Receiver<Result<PartFile>>,
+    first_number: u32,
+    mut emit: impl FnMut(PartFile) -> bool,
+    stop: &std::sync::atomic::AtomicBool,
+    handed: &(std::sync::Mutex<u32>, std::sync::Condvar),
+) -> Result<()> {
+    let halt = || {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        handed.1.notify_all();
+    };
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut next = first_number;
+    for part in done {
+        let part = part.inspect_err(|_| halt())?;
+        waiting.insert(part.number, part);
+        while let Some(p) = waiting.remove(&next) {
+            next += 1;
+            if !emit(p) {
+                halt();
+                return Ok(());
+            }
+            *handed.0.lock().expect("not poisoned") = next;
+            handed.1.notify_all();
+        }
     }
     Ok(())
 }

@@ -19,10 +19,10 @@ use crate::dynamo::{self, RetryPolicy};
 use crate::error::{Error, Result};
 
 /// A part above this many bytes goes up as a multipart upload.
-pub const MULTIPART_ABOVE: u64 = 16 * 1024 * 1024;
+pub const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
 /// The size of each piece of a multipart upload (S3 wants at least 5 MiB
 /// for all but the last).
-pub const MULTIPART_PIECE: u64 = 8 * 1024 * 1024;
+pub const MULTIPART_PIECE: u64 = 16 * 1024 * 1024;
 
 /// What S3 holds for one uploaded part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +49,16 @@ pub async fn client(config: &Config) -> Client {
                 )
                 .build(),
         );
+    // `AWS_ENDPOINT_URL_S3` names S3's endpoint alone (the configuration's
+    // `target.endpoint` would otherwise win for every service).
+    let own = std::env::var("AWS_ENDPOINT_URL_S3")
+        .ok()
+        .filter(|e| !e.is_empty());
+    if let Some(endpoint) = &own {
+        builder = builder.endpoint_url(endpoint);
+    }
     // A local or self-hosted endpoint (moto, LocalStack) serves buckets by path.
-    if config.target.endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() {
+    if config.target.endpoint.is_some() || own.is_some() {
         builder = builder.force_path_style(true);
     }
     Client::from_conf(builder.build())
@@ -64,8 +72,12 @@ pub async fn check_bucket(client: &Client, bucket: &str, policy: &RetryPolicy) -
     .await
     .map(|_| ())
     .map_err(|e| {
+        let why = match e {
+            Error::Target(m) => m,
+            other => other.to_string(),
+        };
         Error::Preflight(format!(
-            "the import bucket {bucket} (target.importBucket) cannot be reached: {e}"
+            "the import bucket {bucket} (target.importBucket) cannot be reached: {why}"
         ))
     })
 }
@@ -82,7 +94,7 @@ pub async fn upload(
     policy: &RetryPolicy,
 ) -> Result<Stored> {
     let expected = if bytes > MULTIPART_ABOVE {
-        multipart(client, bucket, key, path, bytes, policy)
+        multipart(client, bucket, key, path, bytes, sha256, policy)
             .await
             .map_err(s3_error)?
     } else {
@@ -114,7 +126,7 @@ pub async fn upload(
     let stored = stored(client, bucket, key, policy)
         .await
         .map_err(s3_error)?;
-    if stored.bytes != bytes || stored.checksum != expected {
+    if stored.bytes != bytes || !same_checksum(&stored.checksum, &expected) {
         return Err(Error::S3(format!(
             "s3://{bucket}/{key}: S3 holds {} bytes with checksum {}, but {} bytes with checksum {expected} \
              were sent",
@@ -122,6 +134,14 @@ pub async fn upload(
         )));
     }
     Ok(stored)
+}
+
+/// Whether S3's checksum is the one expected. A multipart object's is
+/// `base64(sha256(piece digests))-<pieces>`; some servers (moto) leave out
+/// the `-<pieces>`, which the digest of every piece's digest already covers.
+fn same_checksum(reported: &str, expected: &str) -> bool {
+    let digest = |c: &str| c.split('-').next().unwrap_or("").to_string();
+    reported == expected || (expected.contains('-') && digest(reported) == digest(expected))
 }
 
 /// Size and SHA-256 checksum of an object, as S3 reports them.
@@ -156,6 +176,7 @@ async fn multipart(
     key: &str,
     path: &Path,
     bytes: u64,
+    sha256: &[u8; 32],
     policy: &RetryPolicy,
 ) -> Result<String> {
     let what = format!("s3://{bucket}/{key}");
@@ -174,7 +195,7 @@ async fn multipart(
         .upload_id()
         .ok_or_else(|| Error::S3(format!("CreateMultipartUpload {what}: no upload id")))?
         .to_string();
-    let result = pieces(client, bucket, key, &upload_id, path, bytes, policy).await;
+    let result = pieces(client, bucket, key, &upload_id, path, bytes, sha256, policy).await;
     if result.is_err() {
         // Best effort: a bucket lifecycle rule cleans up what this leaves.
         if let Err(e) = client
@@ -194,6 +215,7 @@ async fn multipart(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn pieces(
     client: &Client,
     bucket: &str,
@@ -201,9 +223,12 @@ async fn pieces(
     upload_id: &str,
     path: &Path,
     bytes: u64,
+    sha256: &[u8; 32],
     policy: &RetryPolicy,
 ) -> Result<String> {
     use std::io::{Read, Seek, SeekFrom};
+    // The file as read now must be the file as written: its SHA-256 then.
+    let mut whole = Sha256::new();
     let what = format!("s3://{bucket}/{key}");
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut digests = Vec::new();
@@ -216,6 +241,7 @@ async fn pieces(
         file.seek(SeekFrom::Start(offset))
             .and_then(|_| file.read_exact(&mut piece))
             .map_err(|e| Error::io(path, e))?;
+        whole.update(&piece);
         let digest: [u8; 32] = Sha256::digest(&piece).into();
         let checksum = base64::encode(digest);
         let piece = bytes::Bytes::from(piece);
@@ -244,6 +270,12 @@ async fn pieces(
         digests.extend_from_slice(&digest);
         offset += len;
         number += 1;
+    }
+    if <[u8; 32]>::from(whole.finalize()) != *sha256 {
+        return Err(Error::S3(format!(
+            "{what}: {} no longer has the SHA-256 it was written with; nothing was completed",
+            path.display()
+        )));
     }
     let done = CompletedMultipartUpload::builder()
         .set_parts(Some(completed))
@@ -309,5 +341,20 @@ fn s3_error(e: Error) -> Error {
     match e {
         Error::Target(m) => Error::S3(m),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_checksum;
+
+    #[test]
+    fn a_multipart_checksum_matches_with_or_without_its_piece_count() {
+        assert!(same_checksum("abc=", "abc="));
+        assert!(same_checksum("abc=-3", "abc=-3"));
+        assert!(same_checksum("abc=", "abc=-3"));
+        assert!(!same_checksum("abd=", "abc=-3"));
+        assert!(!same_checksum("abc=", "abd="));
+        assert!(!same_checksum("(none)", "abc="));
     }
 }
