@@ -137,6 +137,29 @@ fn an_import_creates_the_tables_with_what_batch_write_loads_and_rollback_drops_t
     let s3 = s3(&env);
     let bucket = bucket(&env, &s3);
     import_config(&env, &bucket, &env.endpoint);
+    // The dry run: objects, bytes and cost of the import beside the writes'.
+    let out = env.migrate(&["--full", "--dry-run"]);
+    let plan = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let row = plan
+        .lines()
+        .skip_while(|l| !l.starts_with("S3 import"))
+        .find(|l| l.trim_start().starts_with("sales"))
+        .unwrap_or_else(|| panic!("no S3 import row for sales: {plan}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // sales, objects, JSON MB, "MB", GZIP MB, "MB", import cost, write units, writes cost, cheaper
+    assert!(cols[1].parse::<u32>().unwrap() >= 3, "{row}");
+    assert!(
+        cols[6].starts_with('$') && cols[8].starts_with('$'),
+        "{row}"
+    );
+    assert_eq!(cols[9], "s3-import", "two indexes: writes cost more: {row}");
+    assert!(
+        objects(&env, &s3, &bucket, "").is_empty(),
+        "a dry run uploads nothing"
+    );
+    assert!(!table_exists(&env, env.table("sales")));
+
     let out = env.migrate(&["--full"]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
