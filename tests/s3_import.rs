@@ -3,7 +3,8 @@
 //! endpoint): an import creates the tables with their keys and indexes and
 //! holds item for item what the BatchWriteItem path writes, verify passes,
 //! and a rollback drops the table; an existing table is refused before
-//! anything is uploaded; `kill -9` during the upload and during the
+//! anything is uploaded; an import that reports errors fails (exit 1), and
+//! verify catches an item the import got wrong; `kill -9` during the upload and during the
 //! import, then `--resume`, gives one import per entity and exact contents.
 //!
 //! moto's ImportTable reads DynamoDB JSON with a PartiQL parser that does
@@ -414,4 +415,60 @@ fn a_part_over_64_mib_goes_up_in_pieces_and_s3_holds_exactly_it() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("part-00002"), "{err}");
+}
+
+#[test]
+fn an_import_that_reports_errors_fails_naming_its_counts_and_log() {
+    // moto's import stumbles on escaped JSON inside a string (see the top of
+    // this file): every sale's description holds some, so it counts errors,
+    // as AWS counts a malformed object.
+    let env = Env::without_tables("import_errors");
+    env.generate(40, 12, 150, 5);
+    env.sql(r#"UPDATE msg SET description = 'Riga "tra virgolette" {"json": [1, 2]}'"#);
+    let s3 = s3(&env);
+    let bucket = bucket(&env, &s3);
+    import_config(&env, &bucket, &env.endpoint);
+    let out = env.migrate(&[
+        "--full",
+        "--entity",
+        "buyers",
+        "--entity",
+        "producers",
+        "--entity",
+        "sales",
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("of sales into table")
+            && all.contains("error(s)")
+            && all.contains("CloudWatch log group"),
+        "{all}"
+    );
+    let s = import_state(&env, "sales");
+    assert!(s["errors"].as_u64().unwrap() > 0, "{s}");
+    let cp = env.checkpoint().unwrap();
+    assert_eq!(cp["entities"]["sales"]["load"]["state"], "failed");
+    let report = env.report("reports/load_report.json");
+    assert_eq!(report["entities"]["sales"]["import"]["errors"], s["errors"]);
+}
+
+#[test]
+fn verify_catches_what_an_import_got_wrong() {
+    // Unchanged sample data: moto's import ends one sale's description at
+    // its apostrophe (see the top of this file) and reports success; verify
+    // compares the new table with the validated artifact and finds it.
+    let env = Env::without_tables("import_wrong");
+    env.generate(40, 12, 150, 5);
+    let s3 = s3(&env);
+    let bucket = bucket(&env, &s3);
+    import_config(&env, &bucket, &env.endpoint);
+    let out = env.migrate(&["--full"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(import_state(&env, "sales")["status"], "COMPLETED");
+    let verify = env.report("reports/verification_report.json");
+    let sales = &verify["entities"]["sales"];
+    assert_eq!(sales["ok"], false, "{sales}");
+    assert!(sales["different"].as_u64().unwrap() >= 1, "{sales}");
+    assert_eq!(sales["missing"], 0, "{sales}");
 }
