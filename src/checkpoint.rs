@@ -168,7 +168,7 @@ pub struct Baseline {
     /// The table did not exist before the migration: an S3 import created
     /// it, so rolling back is dropping it (docs/import.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_by_import: Option<crate::import::Created>,
+    pub created_by_import: Option<crate::import::state::Created>,
 }
 
 /// The last sync of an entity: `rollback --last` puts back its
@@ -246,7 +246,7 @@ pub struct Step {
     pub sync: Option<SyncInfo>,
     /// Load through S3 import: its parts, and the import once requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub import: Option<crate::import::ImportState>,
+    pub import: Option<crate::import::state::ImportState>,
     /// Extract: the PostgreSQL snapshot it read.
     pub snapshot: Option<String>,
     /// Why it failed, when it did.

@@ -10,26 +10,26 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::confirm;
-use super::rollback::{Options, RollbackReport};
 use crate::checkpoint::{Checkpoint, RollbackState, State};
 use crate::ctx::Ctx;
 use crate::dynamo::RetryPolicy;
 use crate::error::{Error, Result};
-use crate::import::Created;
+use crate::import::state::Created;
 use crate::tables;
 
 /// How long DeleteTable may take before the rollback gives up waiting.
 const DELETE_WAIT: Duration = Duration::from_secs(600);
 
-/// Deletes the table `created` describes.
+/// Deletes the table `created` describes (`yes`: without asking);
+/// returns the items it held, as DescribeTable counted them.
 pub async fn drop_table(
     ctx: &Ctx,
     cp: &mut Checkpoint,
     name: &str,
     table: &str,
     created: &Created,
-    options: Options,
-) -> Result<RollbackReport> {
+    yes: bool,
+) -> Result<u64> {
     if created.table != table {
         return Err(Error::Checkpoint(format!(
             "the baseline of {name} is table {}, created by an S3 import, but the configuration names table {table}",
@@ -43,15 +43,10 @@ pub async fn drop_table(
         .map(|d| d.item_count().unwrap_or(0).max(0) as u64);
     let Some(items) = items else {
         tracing::info!("{name}: table {table} does not exist: nothing to roll back");
-        return Ok(RollbackReport {
-            entity: name.into(),
-            table: table.into(),
-            backup: "(none: an S3 import created the table)".into(),
-            ..RollbackReport::default()
-        });
+        return Ok(0);
     };
     confirm(
-        options.yes,
+        yes,
         "rollback",
         &format!(
             "Roll back {name}: table {table} did not exist before the migration; the S3 import of run {} \
@@ -75,7 +70,7 @@ pub async fn drop_table(
         restored: 0,
         unchanged: 0,
         drift: 0,
-        forced: options.force,
+        forced: false,
         failed: 0,
         error: None,
     };
@@ -106,13 +101,5 @@ pub async fn drop_table(
     )?;
     result?;
     tracing::info!("{name}: table {table} deleted ({items} items): back to the baseline, no table");
-    Ok(RollbackReport {
-        entity: name.into(),
-        table: table.into(),
-        backup: "(none: an S3 import created the table)".into(),
-        checked: items,
-        deleted: items,
-        forced: options.force,
-        ..RollbackReport::default()
-    })
+    Ok(items)
 }

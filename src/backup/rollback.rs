@@ -99,7 +99,16 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Resul
     })?;
     if let (false, Some(created)) = (options.last, &pinned.created_by_import) {
         let table = ctx.table(entity)?.to_string();
-        return super::created::drop_table(ctx, &mut cp, name, &table, created, options).await;
+        let items =
+            super::created::drop_table(ctx, &mut cp, name, &table, created, options.yes).await?;
+        return Ok(RollbackReport {
+            entity: name.into(),
+            backup: "(none: an S3 import created the table)".into(),
+            checked: items,
+            deleted: items,
+            table,
+            ..RollbackReport::default()
+        });
     }
     let baseline = if options.last {
         last_sync(name, &pinned)?
