@@ -6,6 +6,10 @@
 //! place, and `<name>.jsonl.manifest.json` (record count, byte count, SHA-256,
 //! run id, phase, entity) is written the same way. [`ArtifactReader::open`]
 //! re-hashes the file against its manifest before handing out a single line.
+//!
+//! In an encrypted data directory ([`crate::crypt`]) the file is an age
+//! stream: the manifest's bytes and SHA-256 are the stored (encrypted)
+//! file's, its record count the plain lines', and `encrypted` says so.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -15,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::crypt::{self, Key, Opened, Sealed};
 use crate::error::{Error, Result};
 
 /// What is known about a finished artifact; stored beside it.
@@ -29,6 +34,10 @@ pub struct Manifest {
     pub phase: String,
     pub entity: String,
     pub created_at: String,
+    /// An age file ([`crate::crypt`]); `bytes` and `sha256` are then the
+    /// encrypted file's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// The manifest path of an artifact.
@@ -124,7 +133,7 @@ impl<W: Write> Write for Hashing<W> {
 pub struct ArtifactWriter {
     path: PathBuf,
     tmp: PathBuf,
-    out: Hashing<BufWriter<File>>,
+    out: Sealed<Hashing<BufWriter<File>>>,
     records: u64,
     run_id: String,
     phase: String,
@@ -133,17 +142,30 @@ pub struct ArtifactWriter {
 
 impl ArtifactWriter {
     /// Starts an artifact at `path` for `phase` of `entity` in run `run_id`.
+    /// Encrypted when the data directory is ([`crypt::current`]).
     pub fn create(path: &Path, run_id: &str, phase: &str, entity: &str) -> Result<Self> {
+        Self::create_with_key(path, run_id, phase, entity, crypt::current())
+    }
+
+    /// [`ArtifactWriter::create`] with the key given: encrypted if `Some`.
+    pub fn create_with_key(
+        path: &Path,
+        run_id: &str,
+        phase: &str,
+        entity: &str,
+        key: Option<&Key>,
+    ) -> Result<Self> {
         let tmp = tmp_path(path);
         let file = create_private_file(&tmp)?;
+        let hashing = Hashing {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
         Ok(ArtifactWriter {
             path: path.to_path_buf(),
+            out: Sealed::new(hashing, key).map_err(|e| Error::io(&tmp, e))?,
             tmp,
-            out: Hashing {
-                inner: BufWriter::with_capacity(1 << 20, file),
-                hasher: Sha256::new(),
-                bytes: 0,
-            },
             records: 0,
             run_id: run_id.into(),
             phase: phase.into(),
@@ -200,11 +222,12 @@ impl ArtifactWriter {
             phase,
             entity,
         } = self;
+        let encrypted = matches!(out, Sealed::Age(_));
         let Hashing {
             inner,
             hasher,
             bytes,
-        } = out;
+        } = out.finish().map_err(|e| Error::io(&tmp, e))?;
         let file = inner
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;
@@ -223,6 +246,7 @@ impl ArtifactWriter {
             phase,
             entity,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            encrypted,
         };
         fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         write_json_atomic(&manifest_path(&path), &manifest)?;
@@ -244,26 +268,34 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Debug)]
 pub struct ArtifactReader {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: BufReader<Opened>,
     line_no: u64,
     manifest: Manifest,
     modified: Option<std::time::SystemTime>,
+    key: Option<&'static Key>,
 }
 
 impl ArtifactReader {
     /// Checks the artifact at `path` against its manifest (size, line count,
     /// SHA-256) and opens it for reading. Refuses a missing manifest, a
     /// truncated, extended or edited file.
+    /// Decrypted when the data directory is encrypted ([`crypt::current`]).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_key(path, crypt::current())
+    }
+
+    /// [`ArtifactReader::open`] with the key given.
+    pub fn open_with_key(path: &Path, key: Option<&'static Key>) -> Result<Self> {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let manifest = Self::verify(path)?;
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        crypt::check_form(path, manifest.encrypted, key)?;
         Ok(ArtifactReader {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(1 << 20, file),
+            reader: BufReader::with_capacity(1 << 20, crypt::open_file(path, key)?),
             line_no: 0,
             manifest,
             modified,
+            key,
         })
     }
 
@@ -281,13 +313,13 @@ impl ArtifactReader {
                 "changed while it was being read; run the phase again",
             ));
         }
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         Ok(ArtifactReader {
             path: self.path.clone(),
-            reader: BufReader::with_capacity(1 << 20, file),
+            reader: BufReader::with_capacity(1 << 20, crypt::open_file(&self.path, self.key)?),
             line_no: 0,
             manifest: self.manifest.clone(),
             modified: self.modified,
+            key: self.key,
         })
     }
 
@@ -320,7 +352,10 @@ impl ArtifactReader {
             lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
             last = buf[n - 1];
         }
-        if bytes != manifest.bytes || lines != manifest.records || last != b'\n' {
+        // An encrypted file's lines are counted when it is read; its bytes
+        // and SHA-256 (and age's own authentication) stand for them here.
+        let lines_ok = manifest.encrypted || (lines == manifest.records && last == b'\n');
+        if bytes != manifest.bytes || !lines_ok {
             return Err(Error::artifact(
                 path,
                 format!(
@@ -424,6 +459,46 @@ mod tests {
         assert_eq!(v, json!({"a": 1}));
         assert!(r.next_line(&mut buf).unwrap());
         assert!(!r.next_line(&mut buf).unwrap());
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn encrypted_round_trip_holds_no_plain_text_and_is_checked() {
+        let d = dir();
+        let p = d.join("x.jsonl");
+        let key = crate::crypt::test_key("k");
+        let mut w =
+            ArtifactWriter::create_with_key(&p, "run", "extract", "buyers", Some(key)).unwrap();
+        for i in 0..5000 {
+            w.write(&json!({"name": format!("Bianchi {i}")})).unwrap();
+        }
+        let m = w.finish().unwrap();
+        assert!(m.encrypted);
+        assert_eq!(m.records, 5000);
+        assert_eq!(m.bytes, fs::metadata(&p).unwrap().len());
+        assert!(!String::from_utf8_lossy(&fs::read(&p).unwrap()).contains("Bianchi"));
+        let r = ArtifactReader::open_with_key(&p, Some(key)).unwrap();
+        let mut again = r.reopen().unwrap();
+        let mut buf = String::new();
+        let mut n = 0;
+        while let Some(v) = again.next_record::<serde_json::Value>(&mut buf).unwrap() {
+            assert_eq!(v["name"], format!("Bianchi {n}"));
+            n += 1;
+        }
+        assert_eq!(n, 5000);
+        let err = ArtifactReader::open_with_key(&p, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is encrypted"), "{err}");
+        // An edit is caught by the manifest before any line is read.
+        let mut bytes = fs::read(&p).unwrap();
+        let i = bytes.len() / 2;
+        bytes[i] ^= 1;
+        fs::write(&p, &bytes).unwrap();
+        let err = ArtifactReader::open_with_key(&p, Some(key))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SHA-256"), "{err}");
         fs::remove_dir_all(d).unwrap();
     }
 

@@ -78,6 +78,11 @@ pub enum Error {
     /// Another command holds the data directory (exit 2): nothing was done.
     #[error("{0}")]
     InUse(String),
+
+    /// The artifact key does not fit the data directory (exit 2): missing,
+    /// wrong, or for a directory that holds plain files; nothing was done.
+    #[error("artifact key: {0}")]
+    Key(String),
 }
 
 impl Error {
@@ -90,7 +95,8 @@ impl Error {
             | Error::Config { .. }
             | Error::Preflight(_)
             | Error::TableMismatch(_)
-            | Error::InUse(_) => 2,
+            | Error::InUse(_)
+            | Error::Key(_) => 2,
             Error::TimeLimit(_) => 3,
             _ => 1,
         }

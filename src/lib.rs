@@ -21,7 +21,8 @@
 //!   [`pitr`]: point-in-time recovery; [`tables`]: the target tables from
 //!   the entities' definitions (`migrate tables create`); [`import`]: the
 //!   S3 import load path (parts in S3, `ImportTable`).
-//! - [`lock`]: one writing command per data directory.
+//! - [`lock`]: one writing command per data directory; [`crypt`]: the
+//!   encrypted data directory (age files, `migration.artifactKey`).
 //! - [`report`] (the JSON reports and the HTML page), [`progress`],
 //!   [`logging`], [`status`], [`metrics`]: what the operator sees.
 
@@ -30,6 +31,7 @@ pub mod backup;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod crypt;
 pub mod ctx;
 pub mod dynamo;
 pub mod entities;

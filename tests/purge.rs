@@ -7,48 +7,7 @@ mod support;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use support::{Env, files_under, text};
-
-/// Every name, e-mail, VAT number, fiscal code, phone and street of the
-/// source long enough not to match by chance, as stored and as mapped.
-fn personal_values(env: &Env) -> Vec<String> {
-    let rows = env.sql(
-        "SELECT concat_ws(E'\\x1f', name, email, vat_number, fiscal_code, phone, address) FROM msg_anag",
-    );
-    let mut values: Vec<String> = rows
-        .lines()
-        .flat_map(|l| l.split('\u{1f}').map(str::to_string).collect::<Vec<_>>())
-        .flat_map(|v| {
-            let folded = v.split_whitespace().collect::<Vec<_>>().join(" ");
-            let squeezed: String = v.chars().filter(|c| !c.is_whitespace()).collect();
-            [
-                folded.clone(),
-                folded.to_lowercase(),
-                squeezed.to_uppercase(),
-            ]
-        })
-        .filter(|v| v.chars().count() >= 8)
-        .collect();
-    values.sort();
-    values.dedup();
-    assert!(
-        values.len() > 100,
-        "the sample has personal values: {}",
-        values.len()
-    );
-    values
-}
-
-fn holding(files: &[PathBuf], values: &[String]) -> Vec<String> {
-    let mut found = Vec::new();
-    for f in files {
-        let content = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
-        if let Some(v) = values.iter().find(|v| content.contains(v.as_str())) {
-            found.push(format!("{} holds {v:?}", f.display()));
-        }
-    }
-    found
-}
+use support::{Env, files_under, holding, personal_values, text};
 
 #[test]
 fn logs_hold_no_personal_data_and_purge_deletes_exactly_the_records() {

@@ -5,11 +5,11 @@
 //! batches at a time, flushed and fdatasync'ed before the chunk is handed to
 //! the writers, so whatever reached the table is in the ledger, even after a
 //! `kill -9`. Rollback reads the ledgers instead of the validated artifact,
-//! which later commands may rewrite.
+//! which later commands may rewrite. In an encrypted data directory each
+//! chunk's lines are one encrypted segment ([`crate::crypt::log`]).
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write as _};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{backup_dir, wire_key};
 use crate::artifact::hex;
 use crate::checkpoint::LedgerInfo;
+use crate::crypt::{self, log::Appender};
 use crate::error::{Error, Result};
 use crate::fingerprint::stable_wire;
 use crate::json::Obj;
@@ -69,27 +70,18 @@ mod fp_hex {
 
 /// Appends to a ledger.
 pub struct LedgerWriter {
-    path: PathBuf,
-    out: BufWriter<File>,
+    out: Appender,
+    /// The lines of the chunk being recorded.
+    chunk: Vec<u8>,
 }
 
 impl LedgerWriter {
     /// Opens `path` for appending (owner only), first cutting a last line
     /// that a killed process left half written.
     pub fn open(path: &Path) -> Result<LedgerWriter> {
-        if let Some(parent) = path.parent() {
-            crate::artifact::create_private_dir(parent)?;
-        }
-        cut_torn_tail(path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
         Ok(LedgerWriter {
-            path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 16, file),
+            out: Appender::open(path, crypt::current())?,
+            chunk: Vec::with_capacity(1 << 16),
         })
     }
 
@@ -125,18 +117,14 @@ impl LedgerWriter {
                         }
                     }
                 };
-                serde_json::to_writer(&mut self.out, &entry)
-                    .map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
-                self.out
-                    .write_all(b"\n")
-                    .map_err(|e| Error::io(&self.path, e))?;
+                serde_json::to_writer(&mut self.chunk, &entry).expect("an entry serializes");
+                self.chunk.push(b'\n');
             }
         }
-        self.out.flush().map_err(|e| Error::io(&self.path, e))?;
-        self.out
-            .get_ref()
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))
+        let appended = self.out.append(&self.chunk);
+        self.chunk.clear();
+        appended?;
+        self.out.sync()
     }
 
     /// As the load reader's hook: the chunk is recorded before it is sent.
@@ -145,33 +133,7 @@ impl LedgerWriter {
     }
 }
 
-/// Cuts a last line without its newline (a write cut short by `kill -9`;
-/// its chunk was never sent, since the sync comes before the send).
-fn cut_torn_tail(path: &Path) -> Result<()> {
-    let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
-        return Ok(()); // not there yet
-    };
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len == 0 {
-        return Ok(());
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.last() == Some(&b'\n') {
-        return Ok(());
-    }
-    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    tracing::warn!(
-        "{}: cutting a last line left half written ({} bytes)",
-        path.display(),
-        bytes.len() - keep
-    );
-    file.set_len(keep as u64).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
-}
-
-/// Lines and SHA-256 of a ledger as it is now.
+/// Lines (plain; segments when encrypted) and SHA-256 of a ledger as it is now.
 fn measure(path: &Path) -> Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let (mut lines, mut buf) = (0u64, vec![0u8; 1 << 20]);
@@ -196,7 +158,7 @@ fn measure(path: &Path) -> Result<(u64, String)> {
 
 /// Records the ledger's lines and SHA-256 (its load has stopped).
 pub fn seal(info: &mut LedgerInfo) -> Result<()> {
-    cut_torn_tail(&info.path)?;
+    crypt::log::cut_torn_tail(&info.path, crypt::current())?;
     let (lines, sha) = measure(&info.path)?;
     info.lines = Some(lines);
     info.sha256 = Some(sha);
@@ -230,18 +192,14 @@ pub fn check(info: &LedgerInfo) -> Result<()> {
 pub struct Reader {
     path: PathBuf,
     /// `None`: the ledger does not exist (its load stopped before a write).
-    reader: Option<BufReader<File>>,
+    reader: Option<Box<dyn BufRead + Send>>,
     line: String,
     no: u64,
 }
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader> {
-        let reader = match File::open(path) {
-            Ok(file) => Some(BufReader::with_capacity(1 << 20, file)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(path, e)),
-        };
+        let reader = crypt::log::reader(path, crypt::current())?;
         Ok(Reader {
             path: path.to_path_buf(),
             reader,
@@ -311,7 +269,11 @@ mod tests {
         w.record(std::slice::from_ref(&batch)).unwrap();
         drop(w);
         // A half-written line at the end (a kill during a write) is cut.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(br#"{"PK":"BUYER#3","SK""#).unwrap();
         drop(f);
         let mut info = LedgerInfo {

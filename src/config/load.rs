@@ -64,6 +64,7 @@ pub(super) struct RawMigration {
     uuid_namespace: Option<String>,
     data_dir: Option<PathBuf>,
     max_write_units_per_second: Option<u64>,
+    artifact_key: Option<String>,
 }
 
 impl Config {
@@ -205,6 +206,7 @@ impl Config {
                 uuid_namespace,
                 data_dir: m.data_dir,
                 max_write_units_per_second: m.max_write_units_per_second,
+                artifact_key: m.artifact_key.map(Secret),
             },
             metrics: raw.metrics,
         })
@@ -328,7 +330,8 @@ pub(super) fn check_schema(value: &Value) -> std::result::Result<(), Vec<String>
             } else {
                 path
             };
-            if path.to_ascii_lowercase().contains("password") {
+            let lower = path.to_ascii_lowercase();
+            if lower.contains("password") || lower.contains("artifactkey") {
                 format!("{path}: invalid value (not shown: it is a secret)")
             } else {
                 format!("{path}: {e}")

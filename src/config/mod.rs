@@ -33,7 +33,8 @@ pub const DEFAULT_UUID_NAMESPACE: &str = "e6efba72-f0d7-4be9-bfce-399356e044f7";
 pub struct Secret(String);
 
 impl Secret {
-    /// The secret value, for the one place that needs it (the connection).
+    /// The secret value, for the one place that needs it (the connection,
+    /// the artifact key).
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -252,6 +253,9 @@ pub struct MigrationConfig {
     /// The write-rate cap in write units a second (`maxWriteUnitsPerSecond`,
     /// `--max-write-rate`); `None`: as fast as the table takes.
     pub max_write_units_per_second: Option<u64>,
+    /// `artifactKey`: the passphrase of an encrypted data directory
+    /// ([`crate::crypt`]); never printed or logged.
+    pub artifact_key: Option<Secret>,
 }
 
 impl Default for MigrationConfig {
@@ -278,6 +282,7 @@ impl Default for MigrationConfig {
             uuid_namespace: uuid::Uuid::parse_str(DEFAULT_UUID_NAMESPACE).expect("valid uuid"),
             data_dir: None,
             max_write_units_per_second: None,
+            artifact_key: None,
         }
     }
 }

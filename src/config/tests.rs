@@ -101,6 +101,23 @@ fn password_value_is_never_echoed() {
     let msg = load(&text).unwrap_err().to_string();
     assert!(msg.contains("/source/password"), "{msg}");
     assert!(!msg.contains("12345"), "{msg}");
+    // The artifact key likewise, and a good one is held as a secret.
+    let with_key = |v: &str| {
+        GOOD.replacen(
+            "\"migration\": {",
+            &format!("\"migration\": {{ \"artifactKey\": {v},"),
+            1,
+        )
+    };
+    let msg = load(&with_key("987654321")).unwrap_err().to_string();
+    assert!(msg.contains("/migration/artifactKey"), "{msg}");
+    assert!(!msg.contains("987654321"), "{msg}");
+    let c = load(&with_key("\"k-1\"")).unwrap();
+    assert_eq!(
+        c.migration.artifact_key.as_ref().map(|k| k.expose()),
+        Some("k-1")
+    );
+    assert!(!format!("{c:?}").contains("k-1"));
 }
 
 #[test]

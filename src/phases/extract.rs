@@ -24,6 +24,7 @@ use futures_util::future::try_join_all;
 use crate::artifact::{ArtifactWriter, create_private_file};
 use crate::checkpoint::{Checkpoint, Phase, State, Step};
 use crate::config::ExtractFormat;
+use crate::crypt;
 use crate::ctx::Ctx;
 use crate::entities::Entity;
 use crate::error::{Error, Result};
@@ -125,7 +126,9 @@ async fn extract_one(
         async {
             let mut spill_files = Vec::new();
             for p in &spills {
-                spill_files.push(BufWriter::with_capacity(1 << 20, create_private_file(p)?));
+                let file = BufWriter::with_capacity(1 << 20, create_private_file(p)?);
+                spill_files
+                    .push(crypt::Sealed::new(file, crypt::current()).map_err(|e| Error::io(p, e))?);
             }
             // The first range goes straight into the artifact, the others to spills.
             let mut sinks: Vec<Sink<'_>> = Vec::new();
@@ -177,8 +180,9 @@ async fn extract_one(
             ))
             .await?;
             for (file, p) in spill_files.into_iter().zip(&spills) {
-                file.into_inner()
-                    .map_err(|e| Error::io(p, e.into_error()))?;
+                file.finish()
+                    .and_then(|f| f.into_inner().map_err(|e| e.into_error()))
+                    .map_err(|e| Error::io(p, e))?;
             }
             for p in &spills {
                 append(&mut writer, p)?;
@@ -254,7 +258,7 @@ fn spill_path(artifact: &Path, i: usize) -> PathBuf {
 
 /// Appends a spill file to the artifact.
 fn append(writer: &mut ArtifactWriter, spill: &Path) -> Result<()> {
-    let mut file = std::fs::File::open(spill).map_err(|e| Error::io(spill, e))?;
+    let mut file = crypt::open_file(spill, crypt::current())?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf).map_err(|e| Error::io(spill, e))?;

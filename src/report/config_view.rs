@@ -82,6 +82,9 @@ pub fn rows(c: &Config) -> Vec<(String, String)> {
     );
     row("migration.requestTimeout", secs(m.request_timeout));
     row("migration.uuidNamespace", m.uuid_namespace.to_string());
+    if m.artifact_key.is_some() {
+        row("migration.artifactKey", HIDDEN.into());
+    }
     if let Some(cw) = &c.metrics.cloudwatch {
         row("metrics.cloudwatch.namespace", cw.namespace.clone());
     }

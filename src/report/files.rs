@@ -6,7 +6,7 @@
 //! report file.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -246,13 +246,13 @@ pub fn read_reasons(path: &Path, file_kind: Kind, reasons: &mut Reasons) -> Resu
     Ok(())
 }
 
-/// Reads the load's failed file (plain JSON Lines), if it exists.
+/// Reads the load's failed file (JSON Lines, or encrypted segments), if it
+/// exists.
 pub fn read_failed(path: &Path, reasons: &mut Reasons) -> Result<()> {
-    if !path.exists() {
+    let Some(reader) = crate::crypt::log::reader(path, crate::crypt::current())? else {
         return Ok(());
-    }
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    for (i, line) in BufReader::new(f).lines().enumerate() {
+    };
+    for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| Error::io(path, e))?;
         let entry: Line = serde_json::from_str(&line)
             .map_err(|e| Error::artifact(path, format!("line {}: {e}", i + 1)))?;

@@ -2,31 +2,27 @@
 //! per item that could not be written (`{"index":…,"table":…,"error":…}`,
 //! enriched with the key, legacy id and item when the load stops). Read
 //! strictly: a line that is not an entry is an error naming the file and
-//! line, except a last line cut short by a crash (docs/safety.md).
+//! line, except a last line cut short by a crash (docs/safety.md). In an
+//! encrypted data directory it is a segmented log ([`crate::crypt::log`]).
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::BufRead;
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::artifact::{ArtifactReader, write_atomic};
+use crate::artifact::ArtifactReader;
+use crate::crypt::{self, log::Appender};
 use crate::dynamo::key_of;
 use crate::entities::Item;
 use crate::error::{Error, Result};
 
-pub(super) fn open_append(path: &Path) -> Result<std::fs::File> {
-    if let Some(parent) = path.parent() {
-        crate::artifact::create_private_dir(parent)?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
+pub(super) fn open_append(path: &Path) -> Result<Appender> {
+    Appender::open(path, crypt::current())
+}
+
+fn write_atomic(path: &Path, lines: &[u8]) -> Result<()> {
+    crypt::log::write_atomic(path, lines, crypt::current())
 }
 
 /// Keeps only the failed entries with index below `start` (a fresh load
@@ -53,8 +49,9 @@ pub(super) fn keep_failed_before(path: &Path, start: u64) -> Result<()> {
 /// sends it again. Any other line that is not an entry is an error naming
 /// the file and the line: a failed item is never dropped unseen.
 fn read_failed(path: &Path, mut each: impl FnMut(u64, &str, Value)) -> Result<()> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::new(f);
+    let Some(mut reader) = crypt::log::reader(path, crypt::current())? else {
+        return Err(Error::io(path, std::io::ErrorKind::NotFound.into()));
+    };
     let mut line = String::new();
     let mut n = 0u64;
     loop {

@@ -15,7 +15,6 @@
 //! (docs/safety.md).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -190,10 +189,11 @@ pub async fn run(
             for (index, error) in &done.outcome.failed {
                 any_failed = true;
                 let line = json!({"index": index, "table": table, "error": error});
-                if let Err(e) =
-                    writeln!(failed_file, "{line}").and_then(|_| failed_file.sync_data())
+                if let Err(e) = failed_file
+                    .append(format!("{line}\n").as_bytes())
+                    .and_then(|()| failed_file.sync())
                 {
-                    io_error.get_or_insert(Error::io(&failed_path, e));
+                    io_error.get_or_insert(e);
                     recorded = false;
                     break;
                 }
