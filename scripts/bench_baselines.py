@@ -428,6 +428,60 @@ def read_json(path):
         return json.load(f)
 
 
+SYNC_COUNTS = ("new", "changed", "unchanged", "deleted", "foreign")
+
+
+def series_seconds(series):
+    """How long a load sent its writes: the end of the last point of its `series` (the sampler starts
+    when the writes start: in a sync, after the difference is computed; src/report/series.rs)."""
+    if series is None:
+        return None
+    points = series.get("points") or []
+    return round(points[-1]["at"], 2) if points else 0.0
+
+
+def sync_breakdown(data_dir, entity, seconds):
+    """Where a sync load's step went, from the last run's lines in reports/migration.log: the step
+    ends at its last line (its `seconds` counted back give its start); the Scan is the "sync diff"
+    progress bar (its last line's count over its average rate is how long it ran); then the changes
+    and before-images written ("sync against"), then the writes (the last "load:" line)."""
+    path = os.path.join(data_dir, "reports", "migration.log")
+    try:
+        lines = [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+    except (OSError, ValueError):
+        return None
+
+    def run_of(l):
+        return next((s.get("run_id") for s in l.get("spans") or [] if s.get("run_id")), None)
+
+    def ts(l):
+        return datetime.fromisoformat(l["timestamp"].replace("Z", "+00:00")).timestamp()
+
+    run = next((run_of(l) for l in reversed(lines) if run_of(l)), None)
+    span = [l for l in lines if run_of(l) == run and (l.get("span") or {}).get("entity") == entity
+            and (l.get("span") or {}).get("phase") == "load"]
+    msg = lambda l: (l.get("fields") or {}).get("message", "")  # noqa: E731
+    diff = [l for l in span if msg(l).startswith(f"{entity} sync diff:")]
+    against = [l for l in span if msg(l).startswith(f"{entity}: sync against")]
+    load = [l for l in span if msg(l).startswith(f"{entity} load:")]
+    if not span or not diff or not against or not load or seconds is None:
+        return None
+    m = re.match(r"[^:]+: ([\d,]+)/[\d,]+ \(([\d,]+)/s\)", msg(diff[-1]))
+    if not m:
+        return None
+    scanned, rate = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))
+    end = ts(span[-1])
+    start = end - seconds
+    scan = scanned / rate if rate else 0.0
+    t_diff, t_against, t_load = ts(diff[-1]), ts(against[-1]), ts(load[-1])
+    return {"scannedItems": scanned,
+            "beforeScanSeconds": round(t_diff - scan - start, 2),   # artifact checked and read, ledgers read
+            "scanSeconds": round(scan, 2),                          # the parallel Scan, compared page by page
+            "changesSeconds": round(t_against - t_diff, 2),         # the artifact read again, changes written
+            "writesSeconds": round(t_load - t_against, 2),          # the changes applied
+            "afterSeconds": round(end - t_load, 2)}                 # ledger sealed, restorable window
+
+
 def migrate_items(phase, data_dir):
     """Items a migrate phase handled, from its own reports and manifests, with details."""
     def manifest_records(sub):
@@ -448,13 +502,18 @@ def migrate_items(phase, data_dir):
         r = read_json(os.path.join(rep, "validation_report.json"))["entities"]
         return sum(e["input"] for e in r.values()), {
             "perEntity": {k: {"input": v["input"], "valid": v["valid"], "rejected": v["rejected"]} for k, v in r.items()}}
-    if phase in ("load", "load-sink"):
+    if phase in ("load", "load-sink", "sync-put-load", "sync-load", "sync-nochange"):
         r = read_json(os.path.join(rep, "load_report.json"))["entities"]
         return sum(e["items"] for e in r.values()), {
             "perEntity": {k: {"items": v["items"], "written": v.get("written"), "failed": v.get("failed"),
                               "requests": v.get("requests"), "retries": v.get("retries"),
-                              "throttled": v.get("throttled"), "seconds": v.get("seconds")} for k, v in r.items()}}
-    if phase == "verify":
+                              "throttled": v.get("throttled"), "seconds": v.get("seconds"),
+                              "mode": v.get("mode"), "writeUnits": v.get("writeUnitsThisCommand"),
+                              "sync": {c: (v.get("sync") or {}).get(c) for c in SYNC_COUNTS} if v.get("sync") else None,
+                              "writingSeconds": series_seconds(v.get("series")),
+                              "breakdown": sync_breakdown(data_dir, k, v.get("seconds")) if v.get("sync") else None}
+                          for k, v in r.items()}}
+    if phase in ("verify", "sync-verify"):
         r = read_json(os.path.join(rep, "verification_report.json"))["entities"]
         return sum(e["expected"] for e in r.values()), {
             "perEntity": {k: {"expected": v["expected"], "matched": v.get("matched"), "missing": v.get("missing"),
@@ -591,6 +650,29 @@ def report(args):
                      "baselineServerBusyPercent": srv_busy(b) if b and goal else None,
                      "ratio": r, "target": f">= {goal}x" if goal else None, "met": mark})
 
+    # the sync stage: the sales step's own seconds, from load_report.json and
+    # verification_report.json (the records' detail), not the commands' wall time
+    sync = sync_stage(get, meta, target)
+    for name, key, r in (("sync: put load (sales)", "putLoad", None),
+                         ("sync: sync load (sales)", "sync", "syncVsPutLoad"),
+                         ("sync: no-change sync (sales)", "noChangeSync", "noChangeVsVerify"),
+                         ("sync: verify (sales)", "verify", None)):
+        st = (sync or {}).get(key)
+        if not st:
+            continue
+        secs, n = st.get("seconds"), st.get("items")
+        goal = {"syncVsPutLoad": "<= 0.2x the put load's time",
+                "noChangeVsVerify": "<= 1.0x one verify's time"}.get(r)
+        rows.append({"phase": name, "items": n, "wallSeconds": secs,
+                     "itemsPerSecond": round(n / secs, 1) if n and secs else None, "cpuSecondsPerMillion": None,
+                     "peakRssMb": st.get("peakRssMb"), "rc": st.get("rc"), "serverBusyPercent": st.get("serverBusyPercent"),
+                     "baseline": None, "baselineItemsPerSecond": None, "baselineCpuSecondsPerMillion": None,
+                     "baselinePeakRssMb": None, "baselineServerBusyPercent": None,
+                     "ratio": sync.get(r) if r else None, "target": goal,
+                     "met": ("-" if sync.get(r) is None else "yes" if sync[r] <= (0.2 if r == "syncVsPutLoad" else 1.0)
+                             else "no") if r else "-",
+                     "timeFrom": "the sales step's seconds in the tool's report"})
+
     # absolute targets
     up = get("main", "migrate", "s3-import-upload")
     if up and up.get("itemsPerSecond"):
@@ -627,6 +709,7 @@ def report(args):
         "meta": meta,
         "phases": rows,
         "memoryGrowth": growth,
+        "sync": sync,
         "targets": targets,
         "measurements": recs,
     }
@@ -660,8 +743,11 @@ def report(args):
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print()
-    print(f"peak RSS, {sz['sales']:,} sales vs {meta['quick']['sales']:,} sales:  " + "   ".join(
-        f"{g['phase']} {fmt(g['peakRssMb'])} / {fmt(g['quickPeakRssMb'])} MB ({fmt(g['ratio'], 2)}x)" for g in growth))
+    if growth:
+        print(f"peak RSS, {sz['sales']:,} sales vs {meta['quick']['sales']:,} sales:  " + "   ".join(
+            f"{g['phase']} {fmt(g['peakRssMb'])} / {fmt(g['quickPeakRssMb'])} MB ({fmt(g['ratio'], 2)}x)" for g in growth))
+    if sync:
+        print_sync(sync)
     missed = [t for t in targets if t["met"] is False]
     print(f"targets: {sum(1 for t in targets if t['met'])} met, {len(missed)} missed"
           + ("" if not missed else ": " + "; ".join(
@@ -670,6 +756,109 @@ def report(args):
     if bad:
         print("WARNING: non-zero exit: " + ", ".join(f"{r['size']}/{r['name']} rc={r['rc']}" for r in bad))
     print(f"written: {args.out}")
+
+
+def sync_stage(get, meta, target):
+    """The sync stage's figures and targets (scripts/bench's sync_stage): a put load, the source changed
+    (amended, deleted, added sales), a sync, a sync with no change, one verify of the sales. Times are the
+    sales step's `seconds` in load_report.json / verification_report.json (the step from its start to its
+    end: for a sync, the difference (the artifact read, the ledgers, one Scan, the changes written to disk)
+    and the writes); the command's wall time (/usr/bin/time, all entities) is kept beside it."""
+    recs = {k: get("main", "migrate", n) for k, n in (("putLoad", "sync-put-load"), ("sync", "sync-load"),
+                                                     ("noChangeSync", "sync-nochange"), ("verify", "sync-verify"))}
+    if not any(recs.values()):
+        return None
+    want = meta.get("syncChanges") or {}
+
+    def step(r, verify=False):
+        if not r:
+            return None
+        e = ((r.get("detail") or {}).get("perEntity") or {}).get("sales") or {}
+        out = {"seconds": e.get("seconds"), "commandWallSeconds": r["wallSeconds"],
+               "commandCpuSeconds": r.get("cpuSeconds"), "peakRssMb": r["peakRssMb"], "rc": r["rc"],
+               "serverBusyPercent": round(100 * r["serverCpuSeconds"] / r["wallSeconds"])
+               if r.get("serverCpuSeconds") is not None and r["wallSeconds"] > 0 else None}
+        if verify:
+            out.update({"items": e.get("expected"), "matched": e.get("matched"), "missing": e.get("missing"),
+                        "different": e.get("different"), "extra": e.get("extra"), "ok": e.get("ok")})
+        else:
+            ws = e.get("writingSeconds")
+            out.update({"items": e.get("written"), "applied": e.get("items"), "requests": e.get("requests"),
+                        "failed": e.get("failed"), "sync": e.get("sync"), "writingSeconds": ws,
+                        "breakdown": e.get("breakdown"),
+                        "differenceSeconds": round(e["seconds"] - ws, 2)
+                        if e.get("sync") and ws is not None and e.get("seconds") is not None else None,
+                        "otherEntitiesWritten": {k: v.get("written") for k, v in
+                                                 r["detail"]["perEntity"].items() if k != "sales"}})
+        return out
+
+    out = {k: step(r, verify=(k == "verify")) for k, r in recs.items()}
+    out["sourceChanges"] = want
+    ok = lambda r: r and not r.get("rc") and r.get("seconds")  # noqa: E731
+    put, sy, nc, ve = out["putLoad"], out["sync"], out["noChangeSync"], out["verify"]
+    out["syncVsPutLoad"] = round(sy["seconds"] / put["seconds"], 3) if ok(sy) and ok(put) else None
+    out["noChangeVsVerify"] = round(nc["seconds"] / ve["seconds"], 3) if ok(nc) and ok(ve) else None
+    r = out["syncVsPutLoad"]
+    target("sync load time vs the put load's (sales, same server, same run)", r, "<= 0.2x",
+           None if r is None else r <= 0.2, missed_by=None if r is None else round(r - 0.2, 3))
+    r = out["noChangeVsVerify"]
+    target("no-change sync time vs one verify (sales)", r, "<= 1.0x",
+           None if r is None else r <= 1.0, missed_by=None if r is None else round(r - 1.0, 3))
+    if sy and want:
+        n = want.get("amended", 0) + want.get("deleted", 0) + want.get("added", 0)
+        c = sy.get("sync") or {}
+        exact = (sy.get("items") == n and c.get("changed") == want.get("amended")
+                 and c.get("deleted") == want.get("deleted") and c.get("new") == want.get("added")
+                 and not any(sy["otherEntitiesWritten"].values()))
+        target("sync writes == the changes made to the source (sales; buyers and producers 0)",
+               f"{sy.get('items')} (new {c.get('new')}, changed {c.get('changed')}, deleted {c.get('deleted')})",
+               f"== {n} (added {want.get('added')}, amended {want.get('amended')}, deleted {want.get('deleted')})",
+               exact)
+    if nc:
+        w = [nc.get("items")] + list(nc["otherEntitiesWritten"].values())
+        target("no-change sync writes == 0 (all entities)", sum(x or 0 for x in w), "== 0",
+               all(x == 0 for x in w))
+    if ve:
+        target("verify after the sync (sales)", "ok" if ve.get("ok") else
+               f"missing {ve.get('missing')}, different {ve.get('different')}, extra {ve.get('extra')}",
+               "ok", bool(ve.get("ok")) and not ve.get("rc"))
+    return out
+
+
+def print_sync(s):
+    def secs(st):
+        return f"{fmt(st.get('seconds'), 2)} s (command {fmt(st.get('commandWallSeconds'), 2)} s)"
+
+    print()
+    w = s.get("sourceChanges") or {}
+    print("sync stage, sales (seconds: the sales step's own, from load_report.json / verification_report.json; "
+          "the command's wall, all entities, in brackets)")
+    if w:
+        print(f"  source changed:  {fmt(w.get('amended'))} amended, {fmt(w.get('deleted'))} deleted, "
+              f"{fmt(w.get('added'))} added")
+    if s.get("putLoad"):
+        print(f"  put load         {fmt(s['putLoad']['items'])} written in {secs(s['putLoad'])}")
+    for key, what, vs, name, goal in (("sync", "sync           ", "syncVsPutLoad", "the put load", 0.2),
+                                      ("noChangeSync", "no-change sync ", "noChangeVsVerify", "one verify", 1.0)):
+        st = s.get(key)
+        if not st:
+            continue
+        c = st.get("sync") or {}
+        r = s.get(vs)
+        print(f"  {what}  {fmt(st['items'])} written (new {fmt(c.get('new'))}, changed {fmt(c.get('changed'))}, "
+              f"deleted {fmt(c.get('deleted'))}, unchanged {fmt(c.get('unchanged'))}, foreign {fmt(c.get('foreign'))}) "
+              f"in {secs(st)}: difference {fmt(st.get('differenceSeconds'), 2)} s, writes {fmt(st.get('writingSeconds'), 2)} s;"
+              f" {fmt(r, 3)}x {name} (target <= {goal}x: {'-' if r is None else 'met' if r <= goal else 'MISSED'})")
+        b = st.get("breakdown")
+        if b:
+            print(f"                   from the log: {fmt(b['beforeScanSeconds'], 2)} s artifact checked and read, "
+                  f"ledgers; {fmt(b['scanSeconds'], 2)} s Scan of {fmt(b['scannedItems'])} items; "
+                  f"{fmt(b['changesSeconds'], 2)} s changes written; {fmt(b['writesSeconds'], 2)} s writes; "
+                  f"{fmt(b['afterSeconds'], 2)} s after")
+    if s.get("verify"):
+        v = s["verify"]
+        print(f"  verify           {fmt(v.get('matched'))} of {fmt(v.get('items'))} matched "
+              f"({'ok' if v.get('ok') else 'NOT ok'}) in {secs(v)}")
 
 
 def main(argv):
