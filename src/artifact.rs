@@ -379,6 +379,21 @@ impl ArtifactReader {
         Ok(manifest)
     }
 
+    /// Refuses to resume `what` (a load, an import) over an artifact that
+    /// changed since it started; `started` is the SHA-256 the step recorded.
+    pub fn check_unchanged(&self, started: Option<&str>, what: &str) -> Result<()> {
+        if started == Some(self.manifest.sha256.as_str()) {
+            return Ok(());
+        }
+        Err(Error::Checkpoint(format!(
+            "{} changed since this {what} started (SHA-256 {} now, {} then): refusing to resume over \
+             it; start a new run instead",
+            self.path.display(),
+            self.manifest.sha256,
+            started.unwrap_or("unknown")
+        )))
+    }
+
     /// The manifest the file was checked against.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

@@ -203,6 +203,27 @@ pub struct RollbackState {
     pub error: Option<String>,
 }
 
+impl RollbackState {
+    /// A rollback that starts now: nothing checked of `total` yet.
+    pub fn running(run_id: &str, total: u64, forced: bool) -> RollbackState {
+        RollbackState {
+            state: State::Running,
+            run_id: run_id.to_string(),
+            started_at: Utc::now(),
+            finished_at: None,
+            checked: 0,
+            total,
+            deleted: 0,
+            restored: 0,
+            unchanged: 0,
+            drift: 0,
+            forced,
+            failed: 0,
+            error: None,
+        }
+    }
+}
+
 /// One phase of one entity.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -59,21 +59,7 @@ pub async fn drop_table(
                 .unwrap_or("import ARN not recorded"),
         ),
     )?;
-    let mut state = RollbackState {
-        state: State::Running,
-        run_id: ctx.run_id.clone(),
-        started_at: Utc::now(),
-        finished_at: None,
-        checked: 0,
-        total: items,
-        deleted: 0,
-        restored: 0,
-        unchanged: 0,
-        drift: 0,
-        forced: false,
-        failed: 0,
-        error: None,
-    };
+    let mut state = RollbackState::running(&ctx.run_id, items, false);
     cp.rollbacks.insert(name.to_string(), state.clone());
     cp.save()?;
     let result = tables::delete(client, table, DELETE_WAIT, &policy).await;

@@ -164,21 +164,7 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Resul
         ),
     )?;
 
-    let mut state = RollbackState {
-        state: State::Running,
-        run_id: ctx.run_id.clone(),
-        started_at: Utc::now(),
-        finished_at: None,
-        checked: 0,
-        total: 0,
-        deleted: 0,
-        restored: 0,
-        unchanged: 0,
-        drift: 0,
-        forced: options.force,
-        failed: 0,
-        error: None,
-    };
+    let mut state = RollbackState::running(&ctx.run_id, 0, options.force);
     cp.rollbacks.insert(name.to_string(), state.clone());
     cp.save()?;
     let drift_path = ctx.report(&format!("rollback/{name}-drift.jsonl"));

@@ -127,14 +127,8 @@ pub async fn load(
     let input = ctx.artifact(Phase::Validate, name);
     let artifact = ArtifactReader::open(&input)?;
     let manifest = artifact.manifest().clone();
-    if step.import.is_some() && step.input_sha256.as_deref() != Some(manifest.sha256.as_str()) {
-        return Err(Error::Checkpoint(format!(
-            "{} changed since this import started (SHA-256 {} now, {} then): refusing to resume over it; \
-             start a new run instead",
-            input.display(),
-            manifest.sha256,
-            step.input_sha256.as_deref().unwrap_or("unknown")
-        )));
+    if step.import.is_some() {
+        artifact.check_unchanged(step.input_sha256.as_deref(), "import")?;
     }
     step.input_sha256 = Some(manifest.sha256.clone());
     let total = manifest.records;

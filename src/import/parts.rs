@@ -361,6 +361,25 @@ mod tests {
         path
     }
 
+    /// Every part `write_parts` hands on, from entry `start`, numbered from
+    /// `first`, cut every 2,000 bytes.
+    fn collect(path: &Path, start: u64, first: u32, dir: &Path) -> Vec<PartFile> {
+        let mut parts = Vec::new();
+        write_parts(
+            ArtifactReader::open(path).unwrap(),
+            start,
+            first,
+            2_000,
+            dir,
+            |p| {
+                parts.push(p);
+                true
+            },
+        )
+        .unwrap();
+        parts
+    }
+
     fn gunzip(path: &Path) -> String {
         let mut out = String::new();
         flate2::read::GzDecoder::new(File::open(path).unwrap())
@@ -374,19 +393,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("migrate-parts-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = artifact(&dir, 100);
-        let mut parts = Vec::new();
-        write_parts(
-            ArtifactReader::open(&path).unwrap(),
-            0,
-            1,
-            2_000,
-            &dir,
-            |p| {
-                parts.push(p);
-                true
-            },
-        )
-        .unwrap();
+        let parts = collect(&path, 0, 1, &dir);
         assert!(parts.len() > 2, "cut by size: {} parts", parts.len());
         let mut lines = Vec::new();
         for (i, p) in parts.iter().enumerate() {
@@ -406,19 +413,7 @@ mod tests {
         );
         // Resuming after part 2 writes the same parts 3.. again.
         let skip = parts[0].items + parts[1].items;
-        let mut again = Vec::new();
-        write_parts(
-            ArtifactReader::open(&path).unwrap(),
-            skip,
-            3,
-            2_000,
-            &dir,
-            |p| {
-                again.push(p);
-                true
-            },
-        )
-        .unwrap();
+        let again = collect(&path, skip, 3, &dir);
         assert_eq!(again, parts[2..].to_vec());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -428,19 +423,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("migrate-parts-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = artifact(&dir, 0);
-        let mut parts = Vec::new();
-        write_parts(
-            ArtifactReader::open(&path).unwrap(),
-            0,
-            1,
-            2_000,
-            &dir,
-            |p| {
-                parts.push(p);
-                true
-            },
-        )
-        .unwrap();
+        let parts = collect(&path, 0, 1, &dir);
         assert_eq!(parts.len(), 1);
         assert_eq!((parts[0].items, gunzip(&parts[0].path)), (0, String::new()));
         std::fs::remove_dir_all(&dir).unwrap();

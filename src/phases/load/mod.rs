@@ -57,14 +57,8 @@ pub async fn run(
     let artifact = ArtifactReader::open(&input)?;
     let manifest = artifact.manifest().clone();
     let resuming = step.confirmed.is_some();
-    if resuming && step.input_sha256.as_deref() != Some(manifest.sha256.as_str()) {
-        return Err(Error::Checkpoint(format!(
-            "{} changed since this load started (SHA-256 {} now, {} then): refusing to resume over it; \
-             start a new run instead",
-            input.display(),
-            manifest.sha256,
-            step.input_sha256.as_deref().unwrap_or("unknown")
-        )));
+    if resuming {
+        artifact.check_unchanged(step.input_sha256.as_deref(), "load")?;
     }
     // A resumed load goes on in the mode it started in: its position counts
     // entries of the artifact that mode applies.
