@@ -62,6 +62,40 @@ pub struct Load {
     pub seconds: f64,
     pub backup: Option<BackupInfo>,
     pub series: Option<Series>,
+    /// `put` or `sync`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// The difference a sync applied (docs/cutover.md).
+    #[serde(default)]
+    pub sync: Option<SyncCounts>,
+    /// The S3 import that made the table (docs/import.md).
+    #[serde(default)]
+    pub import: Option<ImportInfo>,
+}
+
+/// A sync load's five counts, as `load_report.json` gives them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncCounts {
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub foreign: u64,
+}
+
+/// An S3 import's outcome, as `load_report.json` gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportInfo {
+    pub arn: Option<String>,
+    pub status: Option<String>,
+    pub objects: u64,
+    pub bytes: u64,
+    pub processed_items: Option<u64>,
+    pub imported_items: Option<u64>,
+    pub errors: Option<u64>,
+    pub log_group: Option<String>,
 }
 
 /// `verification_report.json`, one entity.

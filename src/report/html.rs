@@ -68,7 +68,7 @@ pub fn render(data_dir: &Path, config: Option<&Config>, failure: Option<&str>) -
     banner(&mut h, &cp, &verdict);
     funnels(&mut h, &cp);
     reason_section(&mut h, &reasons);
-    load_section(&mut h, &reports);
+    super::load_view::section(&mut h, &reports);
     phase_section(&mut h, &cp);
     verify_section(&mut h, &reports);
     run_section(&mut h, &cp, config);
@@ -273,89 +273,6 @@ fn reason_section(h: &mut String, all: &[(String, Reasons)]) {
             );
         }
         h.push_str("</table></div>");
-    }
-}
-
-fn load_section(h: &mut String, reports: &Reports) {
-    let Some(load) = &reports.load else { return };
-    h.push_str("<h2>The load over time</h2>");
-    for (entity, l) in &load.entities {
-        let _ = write!(
-            h,
-            "<div class=\"card\"><h3>{} → <code>{}</code></h3><p class=\"meta\">{} written, {} failed, {} requests, \
-             {} throttled, {} server errors, {} retries ({} ms waited), {:.1}s</p>",
-            escape(entity),
-            escape(&l.table),
-            thousands(l.written.unwrap_or(0)),
-            thousands(l.failed.unwrap_or(0)),
-            thousands(l.requests.unwrap_or(0)),
-            thousands(l.throttled.unwrap_or(0)),
-            thousands(l.server_errors.unwrap_or(0)),
-            thousands(l.retries.unwrap_or(0)),
-            thousands(l.retry_wait_ms.unwrap_or(0)),
-            l.seconds
-        );
-        match l.series.as_ref().filter(|s| !s.points.is_empty()) {
-            Some(s) => {
-                let per_sec = |f: fn(&super::series::Point) -> u64| {
-                    s.points
-                        .iter()
-                        .map(|p| {
-                            (
-                                p.at,
-                                if p.secs > 0.0 {
-                                    f(p) as f64 / p.secs
-                                } else {
-                                    0.0
-                                },
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                };
-                h.push_str(&svg::lines(
-                    &format!("{entity}: items written per second"),
-                    "items/s",
-                    &[svg::Line {
-                        name: "items/s".into(),
-                        color: "#2457a6",
-                        points: per_sec(|p| p.items),
-                    }],
-                ));
-                h.push_str(&svg::lines(
-                    &format!("{entity}: throttles and retries per second"),
-                    "per s",
-                    &[
-                        svg::Line {
-                            name: "throttled/s".into(),
-                            color: "#c62828",
-                            points: per_sec(|p| p.throttled),
-                        },
-                        svg::Line {
-                            name: "retries/s".into(),
-                            color: "#d68a00",
-                            points: per_sec(|p| p.retries),
-                        },
-                    ],
-                ));
-                let _ = write!(
-                    h,
-                    "<p class=\"meta\">{} points, each {} s</p>",
-                    s.points.len(),
-                    s.samples_per_point
-                );
-            }
-            None => h.push_str("<p class=\"meta\">No time series was recorded.</p>"),
-        }
-        if let Some(b) = &l.backup {
-            let _ = write!(
-                h,
-                "<p class=\"meta\">Backup before the load: {} items of <code>{}</code>, SHA-256 <code>{}</code></p>",
-                thousands(b.items),
-                escape(&b.table),
-                escape(&b.sha256)
-            );
-        }
-        h.push_str("</div>");
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod config_view;
 pub mod files;
 pub mod html;
+mod load_view;
 pub mod series;
 pub mod svg;
 pub mod verdict;
