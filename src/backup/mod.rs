@@ -17,6 +17,7 @@ pub mod created;
 pub mod export;
 pub mod ledger;
 pub mod owned;
+mod revert;
 pub mod rollback;
 
 use std::io::IsTerminal;
