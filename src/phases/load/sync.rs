@@ -70,6 +70,8 @@ pub async fn diff(
     let name = entity.name();
     let input = ctx.artifact(Phase::Validate, name);
     let reader = ArtifactReader::open(&input)?;
+    // Pass 2 reads the same file again, checked once (here) not twice.
+    let mut second = reader.reopen()?;
     let records = reader.manifest().records;
     // Pass 1 on a worker thread: (key hash, fingerprint), sorted by key.
     let expected = tokio::task::spawn_blocking(move || expected(reader))
@@ -145,7 +147,7 @@ pub async fn diff(
     bar.finish();
 
     // Pass 2: the puts, each line as validated.
-    let mut reader = ArtifactReader::open(&input)?;
+    let reader = &mut second;
     let mut buf = String::new();
     let mut line = Vec::new();
     while reader.next_line(&mut buf)? {
