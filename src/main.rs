@@ -97,11 +97,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         let dir = data_dir_flag
             .or_else(|| config.as_ref().and_then(|c| c.migration.data_dir.clone()))
             .unwrap_or_else(|| PathBuf::from("data"));
-        if dir.join(migrate::crypt::KEY_FILE).exists() {
+        if dir.join(migrate::crypt::dir::KEY_FILE).exists() {
             let key = config
                 .as_ref()
                 .and_then(|c| c.migration.artifact_key.as_ref());
-            migrate::crypt::open_data_dir(&dir, key.map(|k| k.expose()))?;
+            migrate::crypt::dir::open_data_dir(&dir, key.map(|k| k.expose()))?;
         }
         let path = migrate::report::html::write(&dir, config.as_ref(), None)?;
         println!("report: {}", path.display());
@@ -201,8 +201,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     // An encrypted data directory: the key is checked before anything is
-    // read or written (README "Encrypted artifacts").
-    migrate::crypt::open_data_dir(
+    // read or written (docs/encryption.md).
+    migrate::crypt::dir::open_data_dir(
         &data_dir,
         config.migration.artifact_key.as_ref().map(|k| k.expose()),
     )?;

@@ -1,4 +1,4 @@
-//! Encrypted data directories (README "Encrypted artifacts"): with
+//! Encrypted data directories (docs/encryption.md): with
 //! `migration.artifactKey`, no file under the data directory holds a source
 //! record readably, the tables come out as from a plain run, rollback reads
 //! its encrypted backups and ledgers, and a wrong or missing key, or a plain

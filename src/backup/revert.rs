@@ -15,7 +15,6 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::json;
 
-use super::rollback::Options;
 use super::{ledger, wire_key, wire_line};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Baseline, Checkpoint, RollbackState};
@@ -98,7 +97,7 @@ pub(super) async fn revert(
     name: &str,
     baseline: &Baseline,
     table: &str,
-    options: Options,
+    force: bool,
     state: &mut RollbackState,
     drift: &mut Drift,
 ) -> Result<()> {
@@ -157,7 +156,7 @@ pub(super) async fn revert(
         state.unchanged += g.unchanged;
         state.drift += g.drift.len() as u64;
         for (pk, sk, change) in &g.drift {
-            drift.add(pk, sk, change, options.force)?;
+            drift.add(pk, sk, change, force)?;
         }
         restore.extend(g.restore);
         bar.inc(g.checked);
@@ -196,7 +195,7 @@ pub(super) async fn revert(
             }
             let g = std::mem::replace(&mut group, Vec::with_capacity(MAX_BATCH_GET_KEYS));
             in_flight.push(check_group(
-                &client, table, &policy, &stats, &base, options, g, indexes,
+                &client, table, &policy, &stats, &base, force, g, indexes,
             ));
         }
     }
@@ -207,7 +206,7 @@ pub(super) async fn revert(
             &policy,
             &stats,
             &base,
-            options,
+            force,
             std::mem::take(&mut group),
             indexes,
         ));
@@ -253,7 +252,7 @@ async fn check_group(
     policy: &RetryPolicy,
     stats: &WriteStats,
     base: &HashMap<u128, u128>,
-    options: Options,
+    force: bool,
     keys: Vec<Key>,
     indexes: &'static [Index],
 ) -> Result<Group> {
@@ -298,7 +297,7 @@ async fn check_group(
                 "deleted since the load"
             };
             g.drift.push((k.pk.clone(), k.sk.clone(), change));
-            if !options.force {
+            if !force {
                 continue;
             }
         }

@@ -154,7 +154,14 @@ pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Resul
     let drift_path = ctx.report(&format!("rollback/{name}-drift.jsonl"));
     let mut drift = Drift::create(&drift_path)?;
     let result = revert(
-        ctx, &mut cp, name, &baseline, &table, options, &mut state, &mut drift,
+        ctx,
+        &mut cp,
+        name,
+        &baseline,
+        &table,
+        options.force,
+        &mut state,
+        &mut drift,
     )
     .await;
     state.finished_at = Some(Utc::now());
