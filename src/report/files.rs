@@ -67,21 +67,10 @@ pub struct Load {
     pub mode: Option<String>,
     /// The difference a sync applied (docs/cutover.md).
     #[serde(default)]
-    pub sync: Option<SyncCounts>,
+    pub sync: Option<crate::checkpoint::SyncCounts>,
     /// The S3 import that made the table (docs/import.md).
     #[serde(default)]
     pub import: Option<ImportInfo>,
-}
-
-/// A sync load's five counts, as `load_report.json` gives them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncCounts {
-    pub new: u64,
-    pub changed: u64,
-    pub unchanged: u64,
-    pub deleted: u64,
-    pub foreign: u64,
 }
 
 /// An S3 import's outcome, as `load_report.json` gives it.
