@@ -22,7 +22,8 @@ enum Out {
 /// Transforms one entity; unmappable rows are reported, not a failure.
 pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Result<Vec<String>> {
     let input = ctx.artifact(Phase::Extract, entity.name());
-    let reader = ArtifactReader::open(&input)?;
+    // Checked while it is read: the outputs are kept only if it was whole.
+    let reader = ArtifactReader::open_streamed(&input)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let expected = reader.manifest().records;
     let bar = ctx
