@@ -1,7 +1,7 @@
 //! Validate: applies the validation rules (docs/mapping.md "Validation
 //! rules") to the transformed items in one streaming pass on all cores (a
-//! second only when duplicates turn up; see [`run`]). Each record is ([`rules`])
-//! decided by the findings the mapping made, duplicate keys, duplicates of
+//! second only when duplicates turn up; see [`run`]). Each record is
+//! decided ([`rules`]) by the findings the mapping made, duplicate keys, duplicates of
 //! unique attributes, references to the *valid* items of other entities,
 //! DynamoDB's 400 KB limit and its limits on values ([`crate::limits`]),
 //! and the entity's JSON Schema as a backstop. Valid items go to
