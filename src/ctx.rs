@@ -1,7 +1,7 @@
 //! What every phase needs from the run it belongs to: the configuration,
 //! the data directory, the progress display, the cancellation flag (Ctrl-C,
-//! `--time-limit`), the run's identity and its one DynamoDB client, built on
-//! first use. The runner builds it; phases, backup and rollback only read it.
+//! `--time-limit`), the run's identity and its one DynamoDB client (and the [`SharedTarget`]
+//! over it), built on first use. The runner builds it; phases, backup and rollback only read it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 
 use crate::checkpoint::Phase;
 use crate::config::Config;
+use crate::dynamo::{Sdk, SharedTarget};
 use crate::entities::Entity;
 use crate::error::Result;
 use crate::progress::Progress;
@@ -29,6 +30,7 @@ pub struct Ctx {
     /// `--resume`: a load continues from its confirmed position.
     pub resume: bool,
     dynamo: OnceCell<aws_sdk_dynamodb::Client>,
+    target: OnceCell<SharedTarget>,
 }
 
 impl Ctx {
@@ -51,6 +53,7 @@ impl Ctx {
             dry_run: false,
             resume: false,
             dynamo: OnceCell::new(),
+            target: OnceCell::new(),
         }
     }
 
@@ -59,6 +62,22 @@ impl Ctx {
         self.dynamo
             .get_or_init(|| crate::dynamo::client(&self.config.target, &self.config.migration))
             .await
+    }
+
+    /// What load, sync, verify, rollback and the baseline read and write
+    /// through: DynamoDB over [`Ctx::dynamo`], unless [`Ctx::use_target`]
+    /// gave another (docs/design.md, "The Target seam").
+    pub async fn target(&self) -> SharedTarget {
+        self.target
+            .get_or_init(|| async { Sdk::shared(self.dynamo().await.clone()) })
+            .await
+            .clone()
+    }
+
+    /// Runs this context's phases against `target` (the in-memory one of
+    /// unit tests); no effect once [`Ctx::target`] was called.
+    pub fn use_target(&self, target: SharedTarget) {
+        let _ = self.target.set(target);
     }
 
     /// The table configured for `entity`.

@@ -14,13 +14,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
 use crate::dynamo::{
-    BatchError, BatchOutcome, RetryPolicy, Terminal, Write, WriteStats, write_batch,
+    BatchError, BatchOutcome, RetryPolicy, Target, Terminal, Write, WriteStats, write_batch,
 };
 
 /// A batch of writes; `first` is the artifact index of its first entry.
@@ -161,7 +160,7 @@ pub enum Ended {
 /// Sends every batch from `rx` to `table`, at most `concurrency` at a time.
 #[allow(clippy::too_many_arguments)]
 pub async fn run<F>(
-    client: &Client,
+    target: &dyn Target,
     table: &str,
     policy: &RetryPolicy,
     concurrency: usize,
@@ -196,16 +195,10 @@ where
             }
             match queue.pop_front() {
                 Some(batch) => {
-                    let (client, table, policy, stats) = (
-                        client.clone(),
-                        table.to_string(),
-                        policy.clone(),
-                        stats.clone(),
-                    );
+                    let stats = stats.clone();
                     in_flight.push(async move {
                         let len = batch.writes.len() as u64;
-                        let r =
-                            write_isolating(&client, &table, batch.writes, &policy, &stats).await;
+                        let r = write_isolating(target, table, batch.writes, policy, &stats).await;
                         (batch.first, len, r)
                     });
                     if !batch_delay.is_zero() {
@@ -253,7 +246,7 @@ where
 /// at once (what was written so far is not confirmed, and is written again
 /// on `--resume`).
 pub async fn write_isolating(
-    client: &Client,
+    target: &dyn Target,
     table: &str,
     entries: Vec<(u64, Write)>,
     policy: &RetryPolicy,
@@ -263,7 +256,7 @@ pub async fn write_isolating(
     // Parts still to write, the first in artifact order on top.
     let mut parts = vec![entries];
     while let Some(part) = parts.pop() {
-        match write_batch(client, table, part, policy, stats).await {
+        match write_batch(target, table, part, policy, stats).await {
             Ok(o) => {
                 outcome.written += o.written;
                 outcome.failed.extend(o.failed);

@@ -45,7 +45,7 @@ pub async fn reset_command(
     let client = ctx.dynamo().await.clone();
     let policy = RetryPolicy::from_config(&ctx.config.migration);
     dynamo::check_table(&client, &table, &policy).await?;
-    let backup = export::take(&ctx, &client, &table, name, &policy).await?;
+    let backup = export::take(&ctx, &table, name, &policy).await?;
     let baseline = Baseline {
         backup: Some(backup),
         pinned_at: Utc::now(),

@@ -5,7 +5,6 @@
 //! `CreateBackup` where the endpoint supports it. A restore sends those
 //! bytes back unchanged (`dynamo::Write::put_wire`).
 
-use aws_sdk_dynamodb::Client;
 use chrono::Utc;
 
 use super::backup_dir;
@@ -17,18 +16,12 @@ use crate::error::Result;
 
 /// Exports `table` for `name` (an entity) and requests an on-demand backup
 /// where supported.
-pub async fn take(
-    ctx: &Ctx,
-    client: &Client,
-    table: &str,
-    name: &str,
-    policy: &RetryPolicy,
-) -> Result<BackupInfo> {
+pub async fn take(ctx: &Ctx, table: &str, name: &str, policy: &RetryPolicy) -> Result<BackupInfo> {
     let path = backup_dir(&ctx.data_dir).join(format!("{name}-{}.jsonl", ctx.run_id));
     let mut writer = ArtifactWriter::create(&path, &ctx.run_id, "backup", name)?;
     let bar = ctx.progress.bar(name, "backup", None);
     let mut pages = dynamo::scan(
-        client,
+        &ctx.target().await,
         table,
         ctx.config.migration.scan_segments,
         None,
@@ -44,7 +37,9 @@ pub async fn take(
     }
     bar.finish();
     let manifest = writer.finish()?;
-    let backup_arn = match client
+    let backup_arn = match ctx
+        .dynamo()
+        .await
         .create_backup()
         .table_name(table)
         .backup_name(format!("{table}-{name}-{}", ctx.run_id))

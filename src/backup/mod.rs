@@ -23,7 +23,6 @@ pub mod rollback;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use aws_sdk_dynamodb::Client;
 use chrono::Utc;
 
 pub use baseline::reset_command;
@@ -49,7 +48,6 @@ pub async fn before_load(
     ctx: &Ctx,
     cp: &mut Checkpoint,
     entity: &dyn Entity,
-    client: &Client,
     table: &str,
     policy: &RetryPolicy,
     step: &mut Step,
@@ -65,7 +63,7 @@ pub async fn before_load(
         ),
         None => {
             let backup = if ctx.config.migration.backup_before_load {
-                Some(export::take(ctx, client, table, name, policy).await?)
+                Some(export::take(ctx, table, name, policy).await?)
             } else {
                 tracing::warn!(
                     "{name}: backupBeforeLoad is false: no backup, so no baseline to roll back to"

@@ -9,7 +9,6 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -135,7 +134,8 @@ pub(super) async fn revert(
         base.len()
     );
 
-    let client = ctx.dynamo().await.clone();
+    let target = ctx.target().await;
+    let client = &*target;
     let policy = RetryPolicy::from_config(&ctx.config.migration);
     let stats = WriteStats::default();
     let concurrency = ctx.config.migration.concurrency.max(1);
@@ -195,13 +195,13 @@ pub(super) async fn revert(
             }
             let g = std::mem::replace(&mut group, Vec::with_capacity(MAX_BATCH_GET_KEYS));
             in_flight.push(check_group(
-                &client, table, &policy, &stats, &base, force, g, indexes,
+                client, table, &policy, &stats, &base, force, g, indexes,
             ));
         }
     }
     if !group.is_empty() && !ctx.cancelled() {
         in_flight.push(check_group(
-            &client,
+            client,
             table,
             &policy,
             &stats,
@@ -229,7 +229,7 @@ pub(super) async fn revert(
     // Restores: the backup's own bytes for the keys decided above.
     if !restore.is_empty() && !ctx.cancelled() {
         let (restored, failed) =
-            restore_items(ctx, &client, table, &policy, backup, restore, indexes).await?;
+            restore_items(ctx, client, table, &policy, backup, restore, indexes).await?;
         state.restored += restored;
         state.failed += failed;
     }
@@ -247,7 +247,7 @@ pub(super) async fn revert(
 /// those that still hold what the migration wrote.
 #[allow(clippy::too_many_arguments)]
 async fn check_group(
-    client: &Client,
+    client: &dyn dynamo::Target,
     table: &str,
     policy: &RetryPolicy,
     stats: &WriteStats,
@@ -331,7 +331,7 @@ async fn check_group(
 /// Puts back, from the backup's bytes, the items whose key is in `keys`.
 async fn restore_items(
     ctx: &Ctx,
-    client: &Client,
+    client: &dyn dynamo::Target,
     table: &str,
     policy: &RetryPolicy,
     backup: &crate::checkpoint::BackupInfo,

@@ -1,8 +1,5 @@
 //! `BatchGetItem` of up to 100 keys, retrying the unprocessed ones.
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
-
 use crate::error::{Error, Result};
 
 use super::*;
@@ -10,7 +7,7 @@ use super::*;
 /// Gets up to [`MAX_BATCH_GET_KEYS`] items by key, retrying `UnprocessedKeys`;
 /// returns the items found (any order).
 pub async fn batch_get(
-    client: &Client,
+    target: &dyn Target,
     table: &str,
     keys: Vec<AvItem>,
     policy: &RetryPolicy,
@@ -21,26 +18,11 @@ pub async fn batch_get(
     let mut rng = fastrand::Rng::new();
     let mut attempt = 0;
     while !pending.is_empty() {
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(pending.clone()))
-            .consistent_read(true)
-            .build()
-            .expect("keys set");
-        let out = retrying(policy, &format!("batch get from {table}"), || {
-            client
-                .batch_get_item()
-                .request_items(table, request.clone())
-                .send()
+        let (items, left) = retry_failed(policy, &format!("batch get from {table}"), || {
+            target.get(table, pending.clone())
         })
         .await?;
-        if let Some(items) = out.responses().and_then(|r| r.get(table)) {
-            found.extend(items.iter().cloned());
-        }
-        let left: Vec<AvItem> = out
-            .unprocessed_keys()
-            .and_then(|m| m.get(table))
-            .map(|k| k.keys().to_vec())
-            .unwrap_or_default();
+        found.extend(items);
         if !left.is_empty() {
             attempt += 1;
             if left.len() < pending.len() {

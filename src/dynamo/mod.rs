@@ -20,6 +20,9 @@
 //! | `table.rs` | the table check |
 //! | `scan.rs` | parallel Scans read as wire JSON |
 //! | `get.rs` | `BatchGetItem` |
+//! | `target.rs` | the seam: one write, one Scan page, one get, one attempt each |
+//! | `sdk.rs` | the seam over the SDK's client (DynamoDB) |
+//! | `memory.rs` | the seam in memory, with faults, for unit tests |
 
 use std::collections::HashMap;
 
@@ -29,10 +32,13 @@ mod classify;
 mod client;
 mod convert;
 mod get;
+mod memory;
 mod retry;
 mod scan;
+mod sdk;
 mod size;
 mod table;
+mod target;
 mod wire;
 mod write;
 
@@ -40,10 +46,13 @@ pub use classify::*;
 pub use client::*;
 pub use convert::*;
 pub use get::*;
+pub use memory::*;
 pub use retry::*;
 pub use scan::*;
+pub use sdk::*;
 pub use size::*;
 pub use table::*;
+pub use target::*;
 pub use wire::*;
 pub use write::*;
 
@@ -59,5 +68,7 @@ pub const WRITE_UNIT_BYTES: usize = 1024;
 /// A DynamoDB item as the SDK wants it.
 pub type AvItem = HashMap<String, AttributeValue>;
 
+#[cfg(test)]
+mod target_tests;
 #[cfg(test)]
 mod tests;

@@ -78,6 +78,9 @@ where
 pub struct Failed {
     pub class: Class,
     pub message: String,
+    /// A transient failure that was a timeout (rather than a 5xx answer or a
+    /// dropped connection), counted apart.
+    pub timeout: bool,
 }
 
 impl Failed {
@@ -89,13 +92,21 @@ impl Failed {
         Failed {
             class: classify(err),
             message: describe(err),
+            timeout: is_timeout(err),
         }
     }
 
-    pub(super) fn transient(message: impl Into<String>) -> Failed {
+    /// A retryable failure with this message.
+    pub fn transient(message: impl Into<String>) -> Failed {
+        Failed::new(Class::Transient, message)
+    }
+
+    /// A failure of `class` with this message.
+    pub fn new(class: Class, message: impl Into<String>) -> Failed {
         Failed {
-            class: Class::Transient,
+            class,
             message: message.into(),
+            timeout: false,
         }
     }
 }

@@ -1,14 +1,11 @@
 //! Parallel Scans whose pages are read as wire JSON, without the SDK
 //! decoding them into `AttributeValue` trees.
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::byte_stream::ByteStream;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::mpsc;
 
@@ -33,7 +30,7 @@ pub struct RawPage {
 
 impl RawPage {
     /// Reads a Scan response body: the items' places and `LastEvaluatedKey`.
-    fn parse(body: bytes::Bytes) -> serde_json::Result<(RawPage, Option<AvItem>)> {
+    pub(super) fn parse(body: bytes::Bytes) -> serde_json::Result<(RawPage, Option<AvItem>)> {
         #[derive(serde::Deserialize)]
         struct Page<'a> {
             #[serde(rename = "Items", borrow, default)]
@@ -81,13 +78,13 @@ impl RawPage {
     }
 }
 
-/// Takes a successful response's body before the SDK decodes it: [`scan`]
+/// Takes a successful response's body before the SDK decodes it: [`Sdk`]
 /// reads the page itself, and the SDK decodes an empty object.
 #[derive(Debug, Clone, Default)]
 pub(super) struct TakeBody(std::sync::Arc<std::sync::Mutex<Option<SdkBody>>>);
 
 impl TakeBody {
-    fn take(&self) -> Option<SdkBody> {
+    pub(super) fn take(&self) -> Option<SdkBody> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
@@ -116,9 +113,10 @@ impl Intercept for TakeBody {
 /// Scans `table` with `segments` parallel segments, sending each page to the
 /// returned channel. `prefix` keeps only items whose PK starts with it;
 /// `keys_only` fetches PK, SK and `createdBy` alone (whose item it is:
-/// `backup::owned`). Errors arrive in the channel.
+/// `backup::owned`). Each page is retried on its own; errors arrive in the
+/// channel.
 pub fn scan(
-    client: &Client,
+    target: &SharedTarget,
     table: &str,
     segments: u32,
     prefix: Option<&str>,
@@ -128,8 +126,8 @@ pub fn scan(
     // One page waiting per segment: pages of full items are ~1 MB of JSON each.
     let (tx, rx) = mpsc::channel(segments as usize);
     for segment in 0..segments {
-        let (client, table, tx, policy) = (
-            client.clone(),
+        let (target, table, tx, policy) = (
+            target.clone(),
             table.to_string(),
             tx.clone(),
             policy.clone(),
@@ -139,45 +137,15 @@ pub fn scan(
             let mut start: Option<AvItem> = None;
             loop {
                 let page = retry_failed(&policy, &format!("scan of {table}"), || {
-                    let mut req = client
-                        .scan()
-                        .table_name(&table)
-                        .segment(segment as i32)
-                        .total_segments(segments as i32)
-                        .consistent_read(true)
-                        .limit(SCAN_PAGE_ITEMS)
-                        .set_exclusive_start_key(start.clone());
-                    if let Some(p) = &prefix {
-                        req = req
-                            .filter_expression("begins_with(#pk, :prefix)")
-                            .expression_attribute_names("#pk", "PK")
-                            .expression_attribute_values(":prefix", AttributeValue::S(p.clone()));
-                    }
-                    if keys_only {
-                        req = req
-                            .projection_expression("#pk, #sk, #cb")
-                            .expression_attribute_names("#pk", "PK")
-                            .expression_attribute_names("#sk", "SK")
-                            .expression_attribute_names("#cb", "createdBy");
-                    }
-                    let taken = TakeBody::default();
-                    let call = req.customize().interceptor(taken.clone()).send();
-                    let timeout = policy.request_timeout;
-                    async move {
-                        call.await.map_err(|err| Failed::of(&err))?;
-                        let body = taken
-                            .take()
-                            .ok_or_else(|| Failed::transient("the response had no body"))?;
-                        let read = tokio::time::timeout(timeout, ByteStream::new(body).collect());
-                        let bytes = read
-                            .await
-                            .map_err(|_| Failed::transient("timed out reading the page"))?
-                            .map_err(|e| Failed::transient(format!("reading the page: {e}")))?
-                            .into_bytes();
-                        RawPage::parse(bytes).map_err(|e| {
-                            Failed::transient(format!("the page is not a Scan response: {e}"))
-                        })
-                    }
+                    target.scan(ScanRequest {
+                        table: &table,
+                        segment,
+                        segments,
+                        prefix: prefix.as_deref(),
+                        keys_only,
+                        limit: SCAN_PAGE_ITEMS,
+                        start: start.clone(),
+                    })
                 })
                 .await;
                 match page {

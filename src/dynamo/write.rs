@@ -4,9 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
-use aws_smithy_types::body::SdkBody;
 use serde::Serialize;
 
 use super::*;
@@ -136,7 +134,7 @@ pub(super) fn request_key(r: &WriteRequest) -> Option<&AvItem> {
 /// `max_retries`. Items still unwritten after that are returned as failed;
 /// a refusal or a terminal error is returned at once.
 pub async fn write_batch(
-    client: &Client,
+    target: &dyn Target,
     table: &str,
     entries: Vec<(u64, Write)>,
     policy: &RetryPolicy,
@@ -151,34 +149,16 @@ pub async fn write_batch(
     let mut outcome = BatchOutcome::default();
     let mut attempt = 0u32;
     while !pending.is_empty() {
-        // The SDK builds an empty request; its body is replaced, before it
-        // is signed, by the entries serialized once when they were read.
-        let body = bytes::Bytes::from(batch_body(table, &pending));
         let units: u64 = pending.iter().map(|(_, w)| u64::from(w.units)).sum();
         if let Some(cap) = &policy.rate {
             cap.take(units).await;
         }
         stats.write_units.fetch_add(units, Ordering::Relaxed);
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let result = client
-            .batch_write_item()
-            .request_items(table, Vec::new())
-            .customize()
-            .mutate_request(move |req| {
-                req.headers_mut()
-                    .insert("content-length", body.len().to_string());
-                *req.body_mut() = SdkBody::from(body.clone());
-            })
-            .send()
-            .await;
+        let result = target.write(table, &pending).await;
         let last_error;
         match result {
-            Ok(resp) => {
-                let unprocessed: Vec<&AvItem> = resp
-                    .unprocessed_items()
-                    .and_then(|m| m.get(table))
-                    .map(|v| v.iter().filter_map(request_key).collect())
-                    .unwrap_or_default();
+            Ok(unprocessed) => {
                 if unprocessed.is_empty() {
                     outcome.written += pending.len() as u64;
                     return Ok(outcome);
@@ -201,10 +181,10 @@ pub async fn write_batch(
                     policy.max_retries
                 );
             }
-            Err(err) => {
-                match classify(&err) {
+            Err(failed) => {
+                match failed.class {
                     Class::Throttled => stats.throttled.fetch_add(1, Ordering::Relaxed),
-                    Class::Transient if is_timeout(&err) => {
+                    Class::Transient if failed.timeout => {
                         stats.timeouts.fetch_add(1, Ordering::Relaxed)
                     }
                     Class::Transient => stats.server_errors.fetch_add(1, Ordering::Relaxed),
@@ -212,7 +192,7 @@ pub async fn write_batch(
                         return Err(BatchError::Refused {
                             written: outcome.written,
                             entries: pending,
-                            message: describe(&err),
+                            message: failed.message,
                         });
                     }
                     Class::Terminal => {
@@ -221,7 +201,7 @@ pub async fn write_batch(
                         return Err(BatchError::Terminal(Terminal {
                             message: format!(
                                 "table {table}: {} (first item of the batch: PK={}, SK={})",
-                                describe(&err),
+                                failed.message,
                                 av_str(key.get("PK")),
                                 av_str(key.get("SK"))
                             ),
@@ -230,7 +210,7 @@ pub async fn write_batch(
                     }
                 };
                 attempt += 1;
-                last_error = describe(&err);
+                last_error = failed.message;
             }
         }
         if attempt > policy.max_retries {

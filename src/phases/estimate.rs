@@ -17,7 +17,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{BillingMode, ProjectionType, TableDescription};
 use futures_util::StreamExt;
 
@@ -307,7 +306,16 @@ async fn measure(ctx: &Ctx, spec: &TableSpec, sample: &[String]) -> Result<(f64,
     }
     let result = async {
         tables::wait_active(client, &name, SCRATCH_TIMEOUT, &policy).await?;
-        timed_writes(client, &name, sample, m.batch_size, m.concurrency, &policy).await
+        let target = ctx.target().await;
+        timed_writes(
+            &*target,
+            &name,
+            sample,
+            m.batch_size,
+            m.concurrency,
+            &policy,
+        )
+        .await
     }
     .await;
     let deleted = tables::delete(client, &name, SCRATCH_TIMEOUT, &policy).await;
@@ -319,7 +327,7 @@ async fn measure(ctx: &Ctx, spec: &TableSpec, sample: &[String]) -> Result<(f64,
 /// Writes `lines` as the load does (batches, `concurrency` in flight) and
 /// returns the items written per second.
 async fn timed_writes(
-    client: &Client,
+    target: &dyn dynamo::Target,
     table: &str,
     lines: &[String],
     batch_size: usize,
@@ -339,7 +347,7 @@ async fn timed_writes(
     let stats = WriteStats::default();
     let started = Instant::now();
     let mut results = futures_util::stream::iter(batches)
-        .map(|entries| dynamo::write_batch(client, table, entries, policy, &stats))
+        .map(|entries| dynamo::write_batch(target, table, entries, policy, &stats))
         .buffer_unordered(concurrency.max(1));
     let mut written = 0u64;
     while let Some(r) = results.next().await {

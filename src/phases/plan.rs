@@ -47,7 +47,7 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
         // difference is computed, and written to data/changes, nothing sent.
         let sync = match m.load_mode {
             LoadMode::Sync => {
-                Some(crate::phases::load::sync::diff(ctx, *e, table, client, &policy, true).await?)
+                Some(crate::phases::load::sync::diff(ctx, *e, table, &policy, true).await?)
             }
             LoadMode::Put => None,
         };

@@ -77,7 +77,7 @@ pub async fn run(
     step.input_sha256 = Some(manifest.sha256.clone());
     let start = step.confirmed.unwrap_or(0);
     let table = ctx.table(entity)?.to_string();
-    let client = ctx.dynamo().await.clone();
+    let target = ctx.target().await;
     let policy = RetryPolicy::from_config(&ctx.config.migration);
 
     // Entries at or past the confirmed position are tried again: drop them.
@@ -91,7 +91,7 @@ pub async fn run(
     }
 
     // The baseline (backup) and this run's ledger (docs/rollback.md).
-    let ledger = backup::before_load(ctx, cp, entity, &client, &table, &policy, step).await?;
+    let ledger = backup::before_load(ctx, cp, entity, &table, &policy, step).await?;
     cp.put(entity.name(), Phase::Load, step.clone())?;
     // A sync applies its changes artifact, computed before the first write
     // (docs/cutover.md); a resumed sync applies the same one.
@@ -99,7 +99,7 @@ pub async fn run(
         let info = match step.sync.clone() {
             Some(info) => info,
             None => {
-                let d = sync::diff(ctx, entity, &table, &client, &policy, false).await?;
+                let d = sync::diff(ctx, entity, &table, &policy, false).await?;
                 let before = d.before.expect("a load writes before-images");
                 if let Some(b) = cp.baselines.get_mut(entity.name()) {
                     b.last_sync = Some(LastSync {
@@ -170,7 +170,7 @@ pub async fn run(
     };
 
     let ended = pipeline::run(
-        &client,
+        &*target,
         &table,
         &policy,
         ctx.config.migration.concurrency,
@@ -264,7 +264,7 @@ pub async fn run(
     .filter(|(_, v)| *v > 0)
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    step.pitr = match crate::pitr::window(&client, &table, &policy).await {
+    step.pitr = match crate::pitr::window(ctx.dynamo().await, &table, &policy).await {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!("the restorable window of {table} is not known: {e}");

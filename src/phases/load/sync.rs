@@ -63,7 +63,6 @@ pub async fn diff(
     ctx: &Ctx,
     entity: &dyn Entity,
     table: &str,
-    client: &aws_sdk_dynamodb::Client,
     policy: &RetryPolicy,
     dry_run: bool,
 ) -> Result<Diff> {
@@ -99,7 +98,7 @@ pub async fn diff(
 
     let bar = ctx.progress.bar(name, "sync diff", Some(records));
     let mut pages = dynamo::scan(
-        client,
+        &ctx.target().await,
         table,
         ctx.config.migration.scan_segments,
         Some(entity.key_prefix()),

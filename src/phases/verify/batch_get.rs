@@ -23,7 +23,7 @@ use super::*;
 /// Reads the table's side of `items` by key (BatchGetItem, consistent),
 /// keyed by (PK, SK); items the table lacks are absent.
 pub(super) async fn read_by_key(
-    client: &aws_sdk_dynamodb::Client,
+    target: &dyn dynamo::Target,
     table: &str,
     policy: &RetryPolicy,
     items: &[Item],
@@ -38,7 +38,7 @@ pub(super) async fn read_by_key(
             ])
         })
         .collect();
-    Ok(dynamo::batch_get(client, table, keys, policy)
+    Ok(dynamo::batch_get(target, table, keys, policy)
         .await?
         .iter()
         .map(|av| {
@@ -83,9 +83,9 @@ pub(super) async fn by_batch_get(
                 continue;
             }
             let items = std::mem::take(&mut group);
-            let (client, table, policy) = (t.client.clone(), t.table.clone(), t.policy.clone());
+            let (store, table, policy) = (t.store.clone(), t.table.clone(), t.policy.clone());
             in_flight.push(async move {
-                let found = read_by_key(&client, &table, &policy, &items).await;
+                let found = read_by_key(&*store, &table, &policy, &items).await;
                 (items, found)
             });
         }

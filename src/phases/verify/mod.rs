@@ -49,7 +49,9 @@ const EXAMPLES: usize = 50;
 struct Target<'a> {
     entity: &'a dyn Entity,
     table: String,
+    /// Index checks (Query, counting Scans) still call DynamoDB directly.
     client: aws_sdk_dynamodb::Client,
+    store: dynamo::SharedTarget,
     policy: RetryPolicy,
     segments: u32,
     concurrency: usize,
@@ -62,7 +64,7 @@ impl Target<'_> {
     /// A consistent parallel Scan of the entity's items in its table.
     fn scan(&self, keys_only: bool) -> tokio::sync::mpsc::Receiver<Result<dynamo::RawPage>> {
         dynamo::scan(
-            &self.client,
+            &self.store,
             &self.table,
             self.segments,
             Some(self.entity.key_prefix()),
@@ -79,6 +81,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     let mut reader = ArtifactReader::open(&artifact)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let client = ctx.dynamo().await.clone();
+    let store = ctx.target().await;
     let policy = RetryPolicy::from_config(&ctx.config.migration);
     let segments = ctx.config.migration.scan_segments;
     let method = ctx.config.migration.verify_method;
@@ -102,7 +105,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         let ref_table = ctx.table(target)?.to_string();
         let mut ids = KeySet::new();
         let mut pages = dynamo::scan(
-            &client,
+            &store,
             &ref_table,
             segments,
             Some(target.key_prefix()),
@@ -125,6 +128,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
         entity,
         table: ctx.table(entity)?.to_string(),
         client,
+        store,
         policy,
         segments,
         concurrency: ctx.config.migration.concurrency.max(1),

@@ -155,7 +155,7 @@ pub(super) async fn by_scan(
             f.not_expected(u.owned, (&u.pk, &u.sk));
         }
         if !fetch.is_empty() {
-            let found = read_by_key(&t.client, &t.table, &t.policy, &fetch).await?;
+            let found = read_by_key(&*t.store, &t.table, &t.policy, &fetch).await?;
             for expected in &fetch {
                 let key = key_of(expected);
                 let actual = found.get(&key).cloned().unwrap_or_default();
