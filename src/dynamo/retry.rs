@@ -75,6 +75,7 @@ where
 }
 
 /// A failed attempt: how to treat it, and what to say.
+#[derive(Debug)]
 pub struct Failed {
     pub class: Class,
     pub message: String,

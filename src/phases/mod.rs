@@ -11,6 +11,9 @@ pub mod transform;
 pub mod validate;
 pub mod verify;
 
+#[cfg(test)]
+mod target_tests;
+
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
