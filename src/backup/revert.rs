@@ -134,8 +134,8 @@ pub(super) async fn revert(
         base.len()
     );
 
-    let target = ctx.target().await;
-    let client = &*target;
+    let shared = ctx.target().await;
+    let target = &*shared;
     let policy = RetryPolicy::from_config(&ctx.config.migration);
     let stats = WriteStats::default();
     let concurrency = ctx.config.migration.concurrency.max(1);
@@ -195,13 +195,13 @@ pub(super) async fn revert(
             }
             let g = std::mem::replace(&mut group, Vec::with_capacity(MAX_BATCH_GET_KEYS));
             in_flight.push(check_group(
-                client, table, &policy, &stats, &base, force, g, indexes,
+                target, table, &policy, &stats, &base, force, g, indexes,
             ));
         }
     }
     if !group.is_empty() && !ctx.cancelled() {
         in_flight.push(check_group(
-            client,
+            target,
             table,
             &policy,
             &stats,
@@ -229,7 +229,7 @@ pub(super) async fn revert(
     // Restores: the backup's own bytes for the keys decided above.
     if !restore.is_empty() && !ctx.cancelled() {
         let (restored, failed) =
-            restore_items(ctx, client, table, &policy, backup, restore, indexes).await?;
+            restore_items(ctx, target, table, &policy, backup, restore, indexes).await?;
         state.restored += restored;
         state.failed += failed;
     }
@@ -247,7 +247,7 @@ pub(super) async fn revert(
 /// those that still hold what the migration wrote.
 #[allow(clippy::too_many_arguments)]
 async fn check_group(
-    client: &dyn dynamo::Target,
+    target: &dyn dynamo::Target,
     table: &str,
     policy: &RetryPolicy,
     stats: &WriteStats,
@@ -265,7 +265,7 @@ async fn check_group(
             ])
         })
         .collect();
-    let found = dynamo::batch_get(client, table, request, policy).await?;
+    let found = dynamo::batch_get(target, table, request, policy).await?;
     let current: HashMap<u128, u128> = found
         .iter()
         .map(|item| {
@@ -319,7 +319,7 @@ async fn check_group(
             .enumerate()
             .map(|(j, (_, w))| ((i * MAX_BATCH_WRITE_ITEMS + j) as u64, w.clone()))
             .collect();
-        let outcome = dynamo::write_batch(client, table, batch, policy, stats)
+        let outcome = dynamo::write_batch(target, table, batch, policy, stats)
             .await
             .map_err(|e| Error::Target(e.into_message()))?;
         g.deleted += outcome.written;
@@ -331,7 +331,7 @@ async fn check_group(
 /// Puts back, from the backup's bytes, the items whose key is in `keys`.
 async fn restore_items(
     ctx: &Ctx,
-    client: &dyn dynamo::Target,
+    target: &dyn dynamo::Target,
     table: &str,
     policy: &RetryPolicy,
     backup: &crate::checkpoint::BackupInfo,
@@ -364,7 +364,7 @@ async fn restore_items(
     let (mut ok, mut failed) = (0, 0);
     let cancelled = || ctx.cancelled();
     let ended = pipeline::run(
-        client,
+        target,
         table,
         policy,
         ctx.config.migration.concurrency,

@@ -55,6 +55,30 @@ impl State {
         self.faults.remove(at).map(|(_, f)| f)
     }
 
+    /// Counts one call of `op` carrying `len` requests and applies its
+    /// injected fault: `Ok(n)` is how many of the requests (from the end) come
+    /// back unprocessed. More than `max` requests are refused as AWS does.
+    fn admit(
+        &mut self,
+        op: Op,
+        len: usize,
+        max: usize,
+        call: &str,
+    ) -> std::result::Result<usize, Failed> {
+        let unprocessed = match self.begin(op) {
+            Some(Fault::Unprocessed(n)) => n.min(len),
+            Some(f) => return Err(failure(f).expect("a failing fault")),
+            None => 0,
+        };
+        if len > max {
+            return Err(Failed::new(
+                Class::Refused,
+                format!("ValidationException: Too many items requested for the {call} call"),
+            ));
+        }
+        Ok(unprocessed)
+    }
+
     fn table(&mut self, name: &str) -> std::result::Result<&mut BTreeMap<Key, String>, Failed> {
         self.tables.get_mut(name).ok_or_else(|| {
             Failed::new(
@@ -170,19 +194,12 @@ impl Memory {
         writes: &[(u64, Write)],
     ) -> std::result::Result<Vec<AvItem>, Failed> {
         let mut st = self.lock();
-        let fault = st.begin(Op::Write);
-        let mut unprocessed = 0;
-        match fault {
-            Some(Fault::Unprocessed(n)) => unprocessed = n.min(writes.len()),
-            Some(f) => return Err(failure(f).expect("a failing fault")),
-            None => {}
-        }
-        if writes.len() > MAX_BATCH_WRITE_ITEMS {
-            return Err(Failed::new(
-                Class::Refused,
-                "ValidationException: Too many items requested for the BatchWriteItem call",
-            ));
-        }
+        let unprocessed = st.admit(
+            Op::Write,
+            writes.len(),
+            MAX_BATCH_WRITE_ITEMS,
+            "BatchWriteItem",
+        )?;
         if let Some((_, w)) = writes
             .iter()
             .find(|(_, w)| st.refused.contains(&key(&w.key).0))
@@ -248,18 +265,7 @@ impl Memory {
         keys: Vec<AvItem>,
     ) -> std::result::Result<(Vec<AvItem>, Vec<AvItem>), Failed> {
         let mut st = self.lock();
-        let mut unprocessed = 0;
-        match st.begin(Op::Get) {
-            Some(Fault::Unprocessed(n)) => unprocessed = n.min(keys.len()),
-            Some(f) => return Err(failure(f).expect("a failing fault")),
-            None => {}
-        }
-        if keys.len() > MAX_BATCH_GET_KEYS {
-            return Err(Failed::new(
-                Class::Refused,
-                "ValidationException: Too many items requested for the BatchGetItem call",
-            ));
-        }
+        let unprocessed = st.admit(Op::Get, keys.len(), MAX_BATCH_GET_KEYS, "BatchGetItem")?;
         let t = st.table(table)?;
         let mut keys = keys;
         let left = keys.split_off(keys.len() - unprocessed);
