@@ -81,10 +81,8 @@ impl Ctx {
     }
 
     /// The table configured for `entity`.
-    pub fn table(&self, entity: &dyn Entity) -> Result<&str> {
-        self.config
-            .target
-            .table_for(entity.name(), &self.config.path)
+    pub fn table(&self, entity: &Entity) -> Result<&str> {
+        self.config.target.table_for(entity.name, &self.config.path)
     }
 
     /// `data/<dir>/<entity>.jsonl`.

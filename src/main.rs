@@ -250,7 +250,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .map_err(|e| {
                     at_limit(
                         e,
-                        format!("migrate rollback --entity {} again", entity.name()),
+                        format!("migrate rollback --entity {} again", entity.name),
                     )
                 })?;
         println!(
@@ -287,7 +287,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         let backup = baseline.backup.expect("a reset takes a backup");
         println!(
             "new baseline of {}: table {} as of {} ({} items, backup {})",
-            entity.name(),
+            entity.name,
             backup.table,
             baseline.pinned_at.format("%Y-%m-%d %H:%M:%S UTC"),
             backup.items,
@@ -386,7 +386,7 @@ fn configured_data_dir(config: &std::path::Path) -> Option<PathBuf> {
 fn one_entity(
     entities: &[String],
     what: &str,
-) -> Result<&'static dyn migrate::entities::Entity, Error> {
+) -> Result<&'static migrate::entities::Entity, Error> {
     let [entity] = entities else {
         return Err(Error::Usage(format!("{what} takes exactly one --entity")));
     };

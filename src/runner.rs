@@ -38,7 +38,7 @@ pub struct Outcome {
 }
 
 /// Resolves entity names to registered entities, in dependency order.
-pub fn resolve_entities(names: &[String]) -> Result<Vec<&'static dyn Entity>> {
+pub fn resolve_entities(names: &[String]) -> Result<Vec<&'static Entity>> {
     let all = entities::registry();
     if names.is_empty() {
         return Ok(all.to_vec());
@@ -54,7 +54,7 @@ pub fn resolve_entities(names: &[String]) -> Result<Vec<&'static dyn Entity>> {
     Ok(all
         .iter()
         .copied()
-        .filter(|e| names.iter().any(|n| n == e.name()))
+        .filter(|e| names.iter().any(|n| n == e.name))
         .collect())
 }
 
@@ -94,7 +94,7 @@ pub async fn run(
         }
         let plan = Plan {
             phases,
-            entities: entities.iter().map(|e| e.name().to_string()).collect(),
+            entities: entities.iter().map(|e| e.name.to_string()).collect(),
         };
         Checkpoint::new_run(&data_dir, plan, previous)
     };
@@ -118,14 +118,14 @@ pub async fn run(
     // Entities loaded through S3 import (a resumed import stays one): their
     // tables must not exist yet, so they have their own pre-flight
     // (docs/import.md).
-    let importing: Vec<&'static dyn Entity> = if phases.contains(&Phase::Load) {
+    let importing: Vec<&'static Entity> = if phases.contains(&Phase::Load) {
         entity_list
             .iter()
             .copied()
             .filter(|e| {
                 ctx.config.target.load_via == crate::config::LoadVia::S3Import
                     || cp
-                        .step(e.name(), Phase::Load)
+                        .step(e.name, Phase::Load)
                         .is_some_and(|s| s.run_id == cp.run_id && s.import.is_some())
             })
             .collect()
@@ -135,10 +135,10 @@ pub async fn run(
     if !importing.is_empty() {
         crate::import::preflight(&ctx, &cp, &importing).await?;
     }
-    let existing: Vec<&'static dyn Entity> = entity_list
+    let existing: Vec<&'static Entity> = entity_list
         .iter()
         .copied()
-        .filter(|e| !importing.iter().any(|i| i.name() == e.name()))
+        .filter(|e| !importing.iter().any(|i| i.name == e.name))
         .collect();
 
     // Fail before any work when a table the command will need is missing.
@@ -150,7 +150,7 @@ pub async fn run(
         let entity_list = &existing;
         let policy = crate::dynamo::RetryPolicy::from_config(&ctx.config.migration);
         for e in entity_list {
-            let table = ctx.table(*e)?.to_string();
+            let table = ctx.table(e)?.to_string();
             crate::dynamo::check_table(ctx.dynamo().await, &table, &policy).await?;
         }
         tracing::info!("target tables checked: {}", entity_list.len());
@@ -159,7 +159,7 @@ pub async fn run(
         if dry_run || phases.contains(&Phase::Load) {
             let tables = entity_list
                 .iter()
-                .map(|e| ctx.table(*e).map(str::to_string))
+                .map(|e| ctx.table(e).map(str::to_string))
                 .collect::<Result<Vec<_>>>()?;
             crate::pitr::preflight(
                 ctx.dynamo().await,
@@ -176,27 +176,27 @@ pub async fn run(
         if dry_run && matches!(phase, Phase::Load | Phase::Verify) {
             continue;
         }
-        let todo: Vec<&'static dyn Entity> = entity_list
+        let todo: Vec<&'static Entity> = entity_list
             .iter()
             .copied()
             .filter(|e| {
                 !(ctx.resume
-                    && cp.is_done(e.name(), phase)
+                    && cp.is_done(e.name, phase)
                     && cp
-                        .step(e.name(), phase)
+                        .step(e.name, phase)
                         .is_some_and(|s| s.run_id == cp.run_id))
             })
             // A rolled-back entity is not loaded again by `--resume` (docs/rollback.md).
             .filter(|e| {
                 let skip = ctx.resume
                     && matches!(phase, Phase::Load | Phase::Verify)
-                    && cp.rolled_back(e.name());
+                    && cp.rolled_back(e.name);
                 if skip {
                     tracing::warn!(
                         "{} was rolled back since this run started: not resuming its {phase}; \
                          `migrate --phase load --entity {}` loads it again",
-                        e.name(),
-                        e.name()
+                        e.name,
+                        e.name
                     );
                 }
                 !skip
@@ -206,7 +206,7 @@ pub async fn run(
             continue;
         }
         for e in &todo {
-            check_dependencies(&cp, &cp.plan.clone(), *e, phase)?;
+            check_dependencies(&cp, &cp.plan.clone(), e, phase)?;
         }
         let result = match phase {
             // One snapshot: a resumed extract reads every entity again.
@@ -218,11 +218,11 @@ pub async fn run(
                     if ctx.cancelled() {
                         r = Err(Error::Interrupted(format!(
                             "before the {phase} of {}",
-                            e.name()
+                            e.name
                         )));
                         break;
                     }
-                    r = run_step(&ctx, &mut cp, *e, phase, &mut problems).await;
+                    r = run_step(&ctx, &mut cp, e, phase, &mut problems).await;
                     if r.is_err() {
                         break;
                     }
@@ -246,13 +246,13 @@ pub async fn run(
 async fn run_step(
     ctx: &Ctx,
     cp: &mut Checkpoint,
-    entity: &'static dyn Entity,
+    entity: &'static Entity,
     phase: Phase,
     problems: &mut Vec<String>,
 ) -> Result<()> {
-    let span = tracing::info_span!("phase", entity = entity.name(), phase = phase.as_str());
+    let span = tracing::info_span!("phase", entity = entity.name, phase = phase.as_str());
     let _guard = span.enter();
-    let previous = cp.step(entity.name(), phase).cloned();
+    let previous = cp.step(entity.name, phase).cloned();
     let mut step = Step::start(&ctx.run_id);
     if phase == Phase::Load
         && ctx.resume
@@ -266,7 +266,7 @@ async fn run_step(
         step.started_at = Utc::now();
         step.finished_at = None;
     }
-    cp.put(entity.name(), phase, step.clone())?;
+    cp.put(entity.name, phase, step.clone())?;
     let result = match phase {
         Phase::Transform => phases::transform::run(ctx, entity, &mut step).await,
         Phase::Validate => phases::validate::run(ctx, entity, &mut step).await,
@@ -279,7 +279,7 @@ async fn run_step(
     match result {
         Ok(found) => {
             step.state = State::Done;
-            cp.put(entity.name(), phase, step)?;
+            cp.put(entity.name, phase, step)?;
             problems.extend(found);
             Ok(())
         }
@@ -290,7 +290,7 @@ async fn run_step(
                 State::Failed
             };
             step.error = Some(e.to_string());
-            cp.put(entity.name(), phase, step)?;
+            cp.put(entity.name, phase, step)?;
             Err(e)
         }
     }
@@ -329,12 +329,7 @@ fn check_unchanged(data_dir: &Path, cp: &Checkpoint) -> Result<()> {
 }
 
 /// Refuses to run `phase` of `entity` before what it needs.
-fn check_dependencies(
-    cp: &Checkpoint,
-    plan: &Plan,
-    entity: &dyn Entity,
-    phase: Phase,
-) -> Result<()> {
+fn check_dependencies(cp: &Checkpoint, plan: &Plan, entity: &Entity, phase: Phase) -> Result<()> {
     let needs = |dep: &str, dep_phase: Phase| -> Result<()> {
         let planned_now =
             plan.phases.contains(&dep_phase) && plan.entities.iter().any(|e| e == dep);
@@ -343,7 +338,7 @@ fn check_dependencies(
         } else {
             Err(Error::Dependency(format!(
                 "{} {phase} needs {dep} {dep_phase} first: run `migrate --phase {dep_phase} --entity {dep}`",
-                entity.name()
+                entity.name
             )))
         }
     };
@@ -353,7 +348,7 @@ fn check_dependencies(
         Phase::Load => Some(Phase::Validate),
         Phase::Extract | Phase::Verify => None,
     } {
-        needs(entity.name(), prev)?;
+        needs(entity.name, prev)?;
     }
     if matches!(phase, Phase::Validate | Phase::Load) {
         for dep in entity.dependencies() {

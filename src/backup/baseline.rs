@@ -20,12 +20,12 @@ pub async fn reset_command(
     data_dir: std::path::PathBuf,
     progress: crate::progress::Progress,
     cancel: Arc<std::sync::atomic::AtomicBool>,
-    entity: &dyn Entity,
+    entity: &Entity,
     yes: bool,
 ) -> Result<Baseline> {
     let run_id = format!("baseline-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
     let ctx = Ctx::standalone(config, data_dir, progress, cancel, run_id);
-    let name = entity.name();
+    let name = entity.name;
     crate::artifact::create_private_dir(&ctx.data_dir)?;
     let mut cp =
         Checkpoint::load(&ctx.data_dir)?.unwrap_or_else(|| Checkpoint::empty(&ctx.data_dir));

@@ -47,12 +47,12 @@ pub fn backup_dir(data_dir: &Path) -> PathBuf {
 pub async fn before_load(
     ctx: &Ctx,
     cp: &mut Checkpoint,
-    entity: &dyn Entity,
+    entity: &Entity,
     table: &str,
     policy: &RetryPolicy,
     step: &mut Step,
 ) -> Result<ledger::LedgerWriter> {
-    let name = entity.name();
+    let name = entity.name;
     // The migration writes again: the last rollback no longer describes the table.
     cp.rollbacks.remove(name);
     match cp.baselines.get(name) {

@@ -21,10 +21,10 @@ pub struct Owned {
 
 impl Owned {
     /// Reads the ledgers the checkpoint in `data_dir` lists for `entity`.
-    pub fn load(data_dir: &Path, entity: &dyn Entity) -> Result<Owned> {
+    pub fn load(data_dir: &Path, entity: &Entity) -> Result<Owned> {
         let mut keys = KeySet::new();
         if let Some(baseline) =
-            Checkpoint::load(data_dir)?.and_then(|cp| cp.baselines.get(entity.name()).cloned())
+            Checkpoint::load(data_dir)?.and_then(|cp| cp.baselines.get(entity.name).cloned())
         {
             for l in &baseline.ledgers {
                 ledger::read(&l.path, |e| {
@@ -35,7 +35,7 @@ impl Owned {
         }
         Ok(Owned {
             keys,
-            prefix: entity.key_prefix(),
+            prefix: entity.key_prefix,
         })
     }
 

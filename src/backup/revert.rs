@@ -102,7 +102,7 @@ pub(super) async fn revert(
 ) -> Result<()> {
     let backup = baseline.backup.as_ref().expect("checked by the caller");
     // The entity's indexes, for the write units of the rate cap (crate::rate).
-    let indexes = crate::entities::find(name).map_or(&[][..], |e| e.table().indexes);
+    let indexes = crate::entities::find(name).map_or(&[][..], |e| e.table.indexes);
     // What the loads wrote, per key (an item loaded twice has two states).
     let mut written: HashMap<u128, Vec<u128>> = HashMap::new();
     for l in &baseline.ledgers {

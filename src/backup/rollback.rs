@@ -58,7 +58,7 @@ pub async fn rollback_command(
     data_dir: std::path::PathBuf,
     progress: crate::progress::Progress,
     cancel: Arc<std::sync::atomic::AtomicBool>,
-    entity: &dyn Entity,
+    entity: &Entity,
     options: Options,
 ) -> Result<RollbackReport> {
     let run_id = format!("rollback-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
@@ -67,8 +67,8 @@ pub async fn rollback_command(
 }
 
 /// Puts `entity`'s table back to its baseline.
-pub async fn rollback(ctx: &Ctx, entity: &dyn Entity, options: Options) -> Result<RollbackReport> {
-    let name = entity.name();
+pub async fn rollback(ctx: &Ctx, entity: &Entity, options: Options) -> Result<RollbackReport> {
+    let name = entity.name;
     let mut cp = Checkpoint::load(&ctx.data_dir)?.ok_or_else(|| {
         Error::Checkpoint(format!(
             "{} has no checkpoint: nothing was loaded",

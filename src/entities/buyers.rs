@@ -1,69 +1,38 @@
 //! Buyers: `msg_anag` rows of kind 2 (company) and 3 (private person).
 
-use super::party::{PARTY_COLUMNS, PARTY_SOURCE, PartyKind, map_party};
-use super::{Entity, MapContext, Row, Severity, TableDef, Transformed, UniqueAttribute};
+use super::party::{UNIQUE_VAT, map_party, party_source};
+use super::{Entity, MapContext, Row, TableDef, Transformed};
 
 /// The buyers entity.
-pub struct Buyers;
+pub static BUYERS: Entity = Entity {
+    name: "buyers",
+    uuid_kind: "buyer",
+    key_prefix: "BUYER#",
+    id_attribute: "buyerId",
+    schema: include_str!("../../entities/buyers.schema.json"),
+    table: &TableDef::PK_SK_ONLY,
+    source: party_source("kind IN (2, 3) AND enabled"),
+    references: &[],
+    unique_attributes: UNIQUE_VAT,
+    reconcile: None,
+    mapping: map,
+};
 
-impl Entity for Buyers {
-    fn name(&self) -> &'static str {
-        "buyers"
-    }
-    fn key_prefix(&self) -> &'static str {
-        "BUYER#"
-    }
-    fn id_attribute(&self) -> &'static str {
-        "buyerId"
-    }
-    fn schema(&self) -> &'static str {
-        include_str!("../../entities/buyers.schema.json")
-    }
-    fn table(&self) -> &'static TableDef {
-        &TableDef::PK_SK_ONLY
-    }
-    fn extract_query(&self, schema: &str) -> String {
-        format!(
-            "SELECT {PARTY_COLUMNS} FROM \"{schema}\".msg_anag WHERE kind IN (2, 3) AND enabled ORDER BY first_id"
-        )
-    }
-    fn split_column(&self) -> Option<&'static str> {
-        Some("first_id")
-    }
-    fn source_columns(&self) -> &'static [super::checks::SourceColumn] {
-        PARTY_SOURCE
-    }
-    fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
-        let (party_type, vat_required) = match row.int("kind")? {
-            2 => ("company", true),
-            3 => ("individual", false),
-            other => return Err(format!("kind {other} is not a buyer kind (2 or 3)")),
-        };
-        map_party(
-            row,
-            ctx,
-            &PartyKind {
-                id_kind: "buyer",
-                key_prefix: "BUYER#",
-                id_attribute: "buyerId",
-                party_type: Some(party_type),
-                vat_required,
-            },
-        )
-    }
-    fn unique_attributes(&self) -> &'static [UniqueAttribute] {
-        &[UniqueAttribute {
-            attribute: "vatNumber",
-            code: "duplicate_vat",
-            severity: Severity::Warning,
-        }]
-    }
+/// A company (kind 2) or a private person (kind 3).
+fn map(row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
+    let (party_type, vat_required) = match row.int("kind")? {
+        2 => ("company", true),
+        3 => ("individual", false),
+        other => return Err(format!("kind {other} is not a buyer kind (2 or 3)")),
+    };
+    map_party(row, ctx, &BUYERS, Some(party_type), vat_required)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::entities::Finding;
+    use crate::entities::Severity;
     use serde_json::json;
 
     fn ctx() -> MapContext {
@@ -81,7 +50,7 @@ mod tests {
 
     #[test]
     fn company_buyer_maps_to_spec_shape() {
-        let t = Buyers
+        let t = BUYERS
             .map(
                 &row(json!({"first_id": 7, "kind": 2, "name": "  Rossi   SRL ", "vat_number": " it 0123 4567 897 ",
                   "fiscal_code": "rssmra80a01h501u", "address": "Via Roma 1", "city": "Roma", "province": "rm",
@@ -110,7 +79,7 @@ mod tests {
         let with = |k: &str, v: serde_json::Value| {
             let mut r = base.clone();
             r[k] = v;
-            Buyers.map(&row(r), &ctx()).unwrap()
+            BUYERS.map(&row(r), &ctx()).unwrap()
         };
         let codes = |t: &Transformed| {
             t.findings
@@ -136,7 +105,7 @@ mod tests {
         let mut r = base.clone();
         r["kind"] = json!(3);
         r["vat_number"] = json!("it 123");
-        let t = Buyers.map(&row(r), &ctx()).unwrap();
+        let t = BUYERS.map(&row(r), &ctx()).unwrap();
         assert_eq!(
             t.findings,
             [Finding::warning(
@@ -149,7 +118,7 @@ mod tests {
         assert_eq!(codes(&t), [("invalid_email".into(), Severity::Warning)]);
         assert!(!t.item.contains_key("email"));
         assert!(
-            Buyers
+            BUYERS
                 .map(&row(json!({"first_id": 1, "kind": 1})), &ctx())
                 .is_err()
         );
@@ -157,12 +126,12 @@ mod tests {
 
     #[test]
     fn timestamp_fallbacks() {
-        let t = Buyers
+        let t = BUYERS
             .map(&row(json!({"first_id": 1, "kind": 3, "name": "A", "updated_at": "2024-10-27T02:30:00"})), &ctx())
             .unwrap();
         assert_eq!(t.item["createdAt"], "2024-10-27T01:30:00.000Z");
         assert_eq!(t.item["updatedAt"], "2024-10-27T01:30:00.000Z");
-        let t = Buyers
+        let t = BUYERS
             .map(&row(json!({"first_id": 1, "kind": 3, "name": "A"})), &ctx())
             .unwrap();
         assert_eq!(t.item["createdAt"], "2026-01-01T00:00:00.000Z");

@@ -1,11 +1,10 @@
-//! The entity contract and the registry.
+//! The entities and the registry, and what their mappings share.
 //!
-//! An entity supplies small pure pieces: its extract query, row → item mapping
-//! (with the rule findings that need the legacy values), its key prefix, its
-//! JSON Schema, its table's key schema and indexes ([`TableDef`]), the
-//! references it holds to other entities and the attributes that should be
-//! unique. The runner does everything else, and knows no entity by name. To
-//! add an entity: one module here, one schema in `entities/`, one line in
+//! An entity is a value ([`Entity`], in `definition.rs`): its name, keys,
+//! source rows, JSON Schema, table ([`TableDef`]), references, unique
+//! attributes and money checks, plus one row → item mapping function. The
+//! runner does everything else, and knows no entity by name. To add an
+//! entity: one module here, one schema in `entities/`, one line in
 //! [`registry`].
 
 use std::collections::BTreeMap;
@@ -20,11 +19,13 @@ use crate::mapping;
 
 pub mod buyers;
 pub mod checks;
+mod definition;
 mod party;
 pub mod producers;
 pub mod sales;
 pub mod table;
 
+pub use definition::{Entity, Mapping, Reference, Source, UniqueAttribute};
 pub use table::TableDef;
 
 /// The `createdBy` of every item the migration writes: with the entity's key
@@ -33,18 +34,19 @@ pub use table::TableDef;
 pub const CREATED_BY: &str = "migration@system";
 
 /// Every entity `migrate` knows, in dependency order. Add new ones here.
-pub fn registry() -> &'static [&'static dyn Entity] {
-    &[&buyers::Buyers, &producers::Producers, &sales::Sales]
+pub fn registry() -> &'static [&'static Entity] {
+    static REGISTRY: &[&Entity] = &[&buyers::BUYERS, &producers::PRODUCERS, &sales::SALES];
+    REGISTRY
 }
 
 /// Looks an entity up by name.
-pub fn find(name: &str) -> Option<&'static dyn Entity> {
-    registry().iter().copied().find(|e| e.name() == name)
+pub fn find(name: &str) -> Option<&'static Entity> {
+    registry().iter().copied().find(|e| e.name == name)
 }
 
 /// The names of all registered entities.
 pub fn names() -> Vec<&'static str> {
-    registry().iter().map(|e| e.name()).collect()
+    registry().iter().map(|e| e.name).collect()
 }
 
 /// A DynamoDB item as plain JSON: strings are `S`, numbers (kept exact) `N`,
@@ -136,75 +138,6 @@ pub struct MapContext {
     /// The start of the data directory's first run, the last fallback for
     /// `createdAt` (README "Mapping and rules"): the same in every run.
     pub first_run_started_at: DateTime<Utc>,
-}
-
-/// A reference from this entity's items to another entity's ids.
-#[derive(Debug, Clone, Copy)]
-pub struct Reference {
-    /// The attribute of this entity's item holding the id.
-    pub attribute: &'static str,
-    /// The entity referred to.
-    pub entity: &'static str,
-    /// The reject code when the id is not among the valid migrated ones.
-    pub code: &'static str,
-}
-
-/// An attribute whose value should be unique within the entity.
-#[derive(Debug, Clone, Copy)]
-pub struct UniqueAttribute {
-    pub attribute: &'static str,
-    pub code: &'static str,
-    pub severity: Severity,
-}
-
-/// One business entity moving from PostgreSQL to DynamoDB.
-pub trait Entity: Send + Sync + 'static {
-    /// The name on the command line and in file names (`buyers`).
-    fn name(&self) -> &'static str;
-    /// Entities whose validated/loaded items this one refers to.
-    fn dependencies(&self) -> &'static [&'static str] {
-        &[]
-    }
-    /// The `PK` prefix of this entity's items (`BUYER#`).
-    fn key_prefix(&self) -> &'static str;
-    /// The attribute holding the entity's own id (`buyerId`).
-    fn id_attribute(&self) -> &'static str;
-    /// The JSON Schema items must satisfy (`entities/<name>.schema.json`).
-    fn schema(&self) -> &'static str;
-    /// The key schema and indexes of the entity's table; `migrate tables
-    /// create` creates the table from it (docs/tables.md). Entities sharing
-    /// one table get the union of their indexes.
-    fn table(&self) -> &'static TableDef;
-    /// A SELECT of the rows to migrate in `schema`, ordered by legacy id.
-    fn extract_query(&self, schema: &str) -> String;
-    /// An integer column of the extract query that orders its rows (the
-    /// query's `ORDER BY`). Extract then reads ranges of it over parallel
-    /// connections sharing one snapshot, and writes them in order. `None`
-    /// reads the whole query over one connection.
-    fn split_column(&self) -> Option<&'static str> {
-        None
-    }
-    /// Maps one extracted row. `Err` means the row cannot be mapped at all
-    /// (it goes to the transform quarantine with the message).
-    fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String>;
-    /// References to other entities, checked against their valid items.
-    fn references(&self) -> &'static [Reference] {
-        &[]
-    }
-    /// Attributes that should be unique among this entity's items.
-    fn unique_attributes(&self) -> &'static [UniqueAttribute] {
-        &[]
-    }
-    /// The source columns the extract query reads, as the catalog should
-    /// describe them; checked before extract (docs/checks.md).
-    fn source_columns(&self) -> &'static [checks::SourceColumn] {
-        &[]
-    }
-    /// The money verify reconciles between the source and the table; `None`
-    /// skips the reconciliation (docs/checks.md).
-    fn reconcile(&self) -> Option<&'static checks::Reconcile> {
-        None
-    }
 }
 
 /// An extracted row: the JSON object PostgreSQL's `row_to_json` wrote,
@@ -335,9 +268,9 @@ mod tests {
             for dep in e.dependencies() {
                 let pos = names
                     .iter()
-                    .position(|n| n == dep)
+                    .position(|n| *n == dep)
                     .expect("dependency registered");
-                assert!(pos < i, "{} depends on {dep}, registered later", e.name());
+                assert!(pos < i, "{} depends on {dep}, registered later", e.name);
             }
         }
     }
@@ -345,7 +278,7 @@ mod tests {
     #[test]
     fn every_schema_compiles() {
         for e in registry() {
-            let schema: Value = serde_json::from_str(e.schema()).unwrap();
+            let schema: Value = serde_json::from_str(e.schema).unwrap();
             jsonschema::validator_for(&schema).unwrap();
         }
     }
@@ -354,9 +287,9 @@ mod tests {
     fn every_table_is_keyed_by_pk_and_sk() {
         // The load, rollback and verify address items by PK and SK.
         for e in registry() {
-            assert_eq!(e.table().key, table::PK_SK, "{}", e.name());
-            for index in e.table().indexes {
-                assert!(!index.name.is_empty(), "{}", e.name());
+            assert_eq!(e.table.key, table::PK_SK, "{}", e.name);
+            for index in e.table.indexes {
+                assert!(!index.name.is_empty(), "{}", e.name);
             }
         }
     }
@@ -370,9 +303,9 @@ mod tests {
             let list = &q["SELECT ".len()..q.find(" FROM ").unwrap()];
             for column in list.split(',').map(str::trim) {
                 assert!(
-                    e.source_columns().iter().any(|c| c.name == column),
+                    e.source.columns.iter().any(|c| c.name == column),
                     "{}: {column} is selected but not in source_columns()",
-                    e.name()
+                    e.name
                 );
             }
         }

@@ -4,28 +4,19 @@
 use serde_json::{Map, Value};
 
 use super::checks::{SourceColumn, not_null, null};
-use super::{Finding, MapContext, Row, Transformed, audit_times, item, n, s};
+use super::{
+    Entity, Finding, MapContext, Row, Severity, Source, Transformed, UniqueAttribute, audit_times,
+    item, n, s,
+};
 use crate::mapping::{self, Email};
 
-/// How one kind of party differs from the other.
-pub struct PartyKind {
-    /// `buyer` or `producer`: the UUID name part and the PK prefix source.
-    pub id_kind: &'static str,
-    pub key_prefix: &'static str,
-    pub id_attribute: &'static str,
-    /// `buyerType` value for this row's `kind`, when the entity has one.
-    pub party_type: Option<&'static str>,
-    /// Whether a missing or invalid VAT number rejects the record.
-    pub vat_required: bool,
-}
-
 /// The columns every party query selects.
-pub const PARTY_COLUMNS: &str = "first_id, kind, name, vat_number, fiscal_code, address, city, \
+const PARTY_COLUMNS: &str = "first_id, kind, name, vat_number, fiscal_code, address, city, \
                                  province, zip, country, email, phone, created_at, updated_at";
 
 /// The `msg_anag` columns the party queries read (the selected ones and
 /// `enabled`), as the S9 schema declares them (checked before extract).
-pub const PARTY_SOURCE: &[SourceColumn] = &[
+const PARTY_SOURCE: &[SourceColumn] = &[
     not_null("msg_anag", "first_id", "integer"),
     not_null("msg_anag", "kind", "smallint"),
     null("msg_anag", "name", "character varying(200)"),
@@ -43,10 +34,37 @@ pub const PARTY_SOURCE: &[SourceColumn] = &[
     null("msg_anag", "updated_at", "timestamp without time zone"),
 ];
 
-/// Maps a `msg_anag` row to a party item with its rule findings.
-pub fn map_party(row: &Row<'_>, ctx: &MapContext, kind: &PartyKind) -> Result<Transformed, String> {
-    let legacy_id = row.int("first_id")?;
-    let id = mapping::legacy_uuid(&ctx.namespace, kind.id_kind, legacy_id).to_string();
+/// The `msg_anag` rows matching `filter`.
+pub const fn party_source(filter: &'static str) -> Source {
+    Source {
+        table: "msg_anag",
+        select: PARTY_COLUMNS,
+        filter,
+        legacy_id: "first_id",
+        split: true,
+        columns: PARTY_SOURCE,
+    }
+}
+
+/// A party's VAT number should be unique among the entity's items.
+pub const UNIQUE_VAT: &[UniqueAttribute] = &[UniqueAttribute {
+    attribute: "vatNumber",
+    code: "duplicate_vat",
+    severity: Severity::Warning,
+}];
+
+/// Maps a `msg_anag` row to an item of `entity` with its rule findings:
+/// `party_type` is the `buyerType` (producers have none), and
+/// `vat_required` says whether a missing or invalid VAT number rejects it.
+pub fn map_party(
+    row: &Row<'_>,
+    ctx: &MapContext,
+    entity: &Entity,
+    party_type: Option<&'static str>,
+    vat_required: bool,
+) -> Result<Transformed, String> {
+    let legacy_id = row.int(entity.source.legacy_id)?;
+    let id = entity.id(&ctx.namespace, legacy_id);
     let mut findings = Vec::new();
 
     let name = row.text("name").and_then(mapping::fold_spaces);
@@ -56,7 +74,7 @@ pub fn map_party(row: &Row<'_>, ctx: &MapContext, kind: &PartyKind) -> Result<Tr
 
     let vat = match row.text("vat_number").and_then(mapping::normalize_vat) {
         None => {
-            if kind.vat_required {
+            if vat_required {
                 findings.push(Finding::reject("invalid_vat", "VAT number is missing"));
             }
             None
@@ -64,7 +82,7 @@ pub fn map_party(row: &Row<'_>, ctx: &MapContext, kind: &PartyKind) -> Result<Tr
         Some(v) if mapping::vat_is_valid(&v) => Some(v),
         Some(v) => {
             let message = format!("VAT number {v:?} is not valid");
-            findings.push(if kind.vat_required {
+            findings.push(if vat_required {
                 Finding::reject("invalid_vat", message)
             } else {
                 Finding::warning("invalid_vat", format!("{message}; left out"))
@@ -108,11 +126,11 @@ pub fn map_party(row: &Row<'_>, ctx: &MapContext, kind: &PartyKind) -> Result<Tr
 
     let (created_at, updated_at) = audit_times(row, ctx)?;
     let item = item([
-        ("PK", s(format!("{}{id}", kind.key_prefix))),
+        ("PK", s(entity.key(&id))),
         ("SK", s("METADATA")),
-        (kind.id_attribute, s(id)),
+        (entity.id_attribute, s(id)),
         ("legacyId", n(&legacy_id.to_string())),
-        ("buyerType", kind.party_type.map(s).unwrap_or_default()),
+        ("buyerType", party_type.map(s).unwrap_or_default()),
         ("companyName", name.map(Value::String)),
         ("vatNumber", vat.map(Value::String)),
         ("fiscalCode", upper("fiscal_code").map(Value::String)),

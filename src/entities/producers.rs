@@ -1,60 +1,28 @@
 //! Producers: `msg_anag` rows of kind 1.
 
-use super::party::{PARTY_COLUMNS, PARTY_SOURCE, PartyKind, map_party};
-use super::{Entity, MapContext, Row, Severity, TableDef, Transformed, UniqueAttribute};
+use super::party::{UNIQUE_VAT, map_party, party_source};
+use super::{Entity, MapContext, Row, TableDef, Transformed};
 
 /// The producers entity.
-pub struct Producers;
+pub static PRODUCERS: Entity = Entity {
+    name: "producers",
+    uuid_kind: "producer",
+    key_prefix: "PRODUCER#",
+    id_attribute: "producerId",
+    schema: include_str!("../../entities/producers.schema.json"),
+    table: &TableDef::PK_SK_ONLY,
+    source: party_source("kind = 1 AND enabled"),
+    references: &[],
+    unique_attributes: UNIQUE_VAT,
+    reconcile: None,
+    mapping: map,
+};
 
-impl Entity for Producers {
-    fn name(&self) -> &'static str {
-        "producers"
-    }
-    fn key_prefix(&self) -> &'static str {
-        "PRODUCER#"
-    }
-    fn id_attribute(&self) -> &'static str {
-        "producerId"
-    }
-    fn schema(&self) -> &'static str {
-        include_str!("../../entities/producers.schema.json")
-    }
-    fn table(&self) -> &'static TableDef {
-        &TableDef::PK_SK_ONLY
-    }
-    fn extract_query(&self, schema: &str) -> String {
-        format!(
-            "SELECT {PARTY_COLUMNS} FROM \"{schema}\".msg_anag WHERE kind = 1 AND enabled ORDER BY first_id"
-        )
-    }
-    fn split_column(&self) -> Option<&'static str> {
-        Some("first_id")
-    }
-    fn source_columns(&self) -> &'static [super::checks::SourceColumn] {
-        PARTY_SOURCE
-    }
-    fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
-        match row.int("kind")? {
-            1 => map_party(
-                row,
-                ctx,
-                &PartyKind {
-                    id_kind: "producer",
-                    key_prefix: "PRODUCER#",
-                    id_attribute: "producerId",
-                    party_type: None,
-                    vat_required: true,
-                },
-            ),
-            other => Err(format!("kind {other} is not the producer kind (1)")),
-        }
-    }
-    fn unique_attributes(&self) -> &'static [UniqueAttribute] {
-        &[UniqueAttribute {
-            attribute: "vatNumber",
-            code: "duplicate_vat",
-            severity: Severity::Warning,
-        }]
+/// A producer (kind 1); its VAT number is required.
+fn map(row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
+    match row.int("kind")? {
+        1 => map_party(row, ctx, &PRODUCERS, None, true),
+        other => Err(format!("kind {other} is not the producer kind (1)")),
     }
 }
 
@@ -72,14 +40,14 @@ mod tests {
         let r = crate::entities::test_row(
             &json!({"first_id": 3, "kind": 1, "name": "Cantina", "vat_number": "01234567897"}),
         );
-        let t = Producers.map(&r, &ctx).unwrap();
+        let t = PRODUCERS.map(&r, &ctx).unwrap();
         assert!(t.item["PK"].as_str().unwrap().starts_with("PRODUCER#"));
         assert!(t.item.contains_key("producerId"));
         assert!(!t.item.contains_key("buyerType"));
         assert_eq!(t.item["vatNumber"], "IT01234567897");
         let r = crate::entities::test_row(&json!({"first_id": 3, "kind": 1, "name": "Cantina"}));
         assert_eq!(
-            Producers.map(&r, &ctx).unwrap().findings[0].code,
+            PRODUCERS.map(&r, &ctx).unwrap().findings[0].code,
             "invalid_vat"
         );
     }

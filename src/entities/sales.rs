@@ -3,13 +3,14 @@
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use super::buyers::BUYERS;
 use super::checks::{Field, Reconcile, SourceColumn, not_null, null};
+use super::producers::PRODUCERS;
 use super::table::{Index, Key, PK_SK, Projection, TableDef};
-use super::{Entity, Finding, MapContext, Reference, Row, Transformed, audit_times, item, n, s};
+use super::{
+    Entity, Finding, MapContext, Reference, Row, Source, Transformed, audit_times, item, n, s,
+};
 use crate::mapping;
-
-/// The sales entity.
-pub struct Sales;
 
 /// Largest allowed gap between the stored total and the computed one.
 const TOTAL_TOLERANCE: Decimal = Decimal::from_parts(5, 0, 0, false, 2); // 0.05
@@ -117,94 +118,77 @@ pub fn expected_total(
     net.checked_mul(factor)?.checked_div(Decimal::ONE_HUNDRED)
 }
 
-impl Entity for Sales {
-    fn name(&self) -> &'static str {
-        "sales"
-    }
-    fn dependencies(&self) -> &'static [&'static str] {
-        &["buyers", "producers"]
-    }
-    fn key_prefix(&self) -> &'static str {
-        "SALE#"
-    }
-    fn id_attribute(&self) -> &'static str {
-        "saleId"
-    }
-    fn schema(&self) -> &'static str {
-        include_str!("../../entities/sales.schema.json")
-    }
-    fn table(&self) -> &'static TableDef {
-        &TABLE
-    }
-    fn extract_query(&self, schema: &str) -> String {
-        format!(
-            "SELECT first_id, buyer_id, producer_id, sale_date, description, quantity, unit_price, vat_rate, \
-             total_amount, currency, status, payment_method, created_at, updated_at \
-             FROM \"{schema}\".msg WHERE enabled ORDER BY first_id"
-        )
-    }
-    fn split_column(&self) -> Option<&'static str> {
-        Some("first_id")
-    }
-    fn source_columns(&self) -> &'static [SourceColumn] {
-        SOURCE
-    }
-    fn reconcile(&self) -> Option<&'static Reconcile> {
-        Some(&RECONCILE)
-    }
-    fn references(&self) -> &'static [Reference] {
-        &[
-            Reference {
-                attribute: "buyerId",
-                entity: "buyers",
-                code: "orphan_buyer",
-            },
-            Reference {
-                attribute: "producerId",
-                entity: "producers",
-                code: "orphan_producer",
-            },
-        ]
-    }
-    fn map(&self, row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
-        let legacy_id = row.int("first_id")?;
-        let ns = &ctx.namespace;
-        let sale_id = mapping::legacy_uuid(ns, "sale", legacy_id).to_string();
-        let buyer_id = row
-            .opt_int("buyer_id")?
-            .map(|b| mapping::legacy_uuid(ns, "buyer", b).to_string());
-        let producer_id = row
-            .opt_int("producer_id")?
-            .map(|p| mapping::legacy_uuid(ns, "producer", p).to_string());
-        let sale_date = row
-            .text("sale_date")
-            .ok_or("column sale_date is NULL")?
-            .to_string();
-        if chrono::NaiveDate::parse_from_str(&sale_date, "%Y-%m-%d").is_err() {
-            return Err(format!("column sale_date: {sale_date:?} is not a date"));
-        }
-        let mut findings = Vec::new();
+/// The sales entity.
+pub static SALES: Entity = Entity {
+    name: "sales",
+    uuid_kind: "sale",
+    key_prefix: "SALE#",
+    id_attribute: "saleId",
+    schema: include_str!("../../entities/sales.schema.json"),
+    table: &TABLE,
+    source: Source {
+        table: "msg",
+        select: "first_id, buyer_id, producer_id, sale_date, description, quantity, unit_price, \
+                 vat_rate, total_amount, currency, status, payment_method, created_at, updated_at",
+        filter: "enabled",
+        legacy_id: "first_id",
+        split: true,
+        columns: SOURCE,
+    },
+    references: &[
+        Reference {
+            attribute: "buyerId",
+            entity: &BUYERS,
+            code: "orphan_buyer",
+        },
+        Reference {
+            attribute: "producerId",
+            entity: &PRODUCERS,
+            code: "orphan_producer",
+        },
+    ],
+    unique_attributes: &[],
+    reconcile: Some(&RECONCILE),
+    mapping: map,
+};
 
-        let quantity = row.number("quantity")?;
-        let unit_price = row.number("unit_price")?;
-        let vat_rate = row.number("vat_rate")?;
-        let total = row.number("total_amount")?;
-        let dec = |c: &str, t: &str| {
-            mapping::parse_decimal(t).ok_or_else(|| format!("column {c}: {t} is not a decimal"))
-        };
-        let (q, p, v, t) = (
-            dec("quantity", quantity)?,
-            dec("unit_price", unit_price)?,
-            dec("vat_rate", vat_rate)?,
-            dec("total_amount", total)?,
-        );
-        if q <= Decimal::ZERO || p < Decimal::ZERO {
-            findings.push(Finding::reject(
-                "invalid_amount",
-                format!("quantity {quantity} must be > 0 and unit price {unit_price} >= 0"),
-            ));
-        }
-        match expected_total(q, p, v) {
+/// A sale: its buyer and producer become their UUIDs and the keys of the
+/// indexes; amounts stay exact text.
+fn map(row: &Row<'_>, ctx: &MapContext) -> Result<Transformed, String> {
+    let legacy_id = row.int(SALES.source.legacy_id)?;
+    let ns = &ctx.namespace;
+    let sale_id = SALES.id(ns, legacy_id);
+    let buyer_id = row.opt_int("buyer_id")?.map(|b| BUYERS.id(ns, b));
+    let producer_id = row.opt_int("producer_id")?.map(|p| PRODUCERS.id(ns, p));
+    let sale_date = row
+        .text("sale_date")
+        .ok_or("column sale_date is NULL")?
+        .to_string();
+    if chrono::NaiveDate::parse_from_str(&sale_date, "%Y-%m-%d").is_err() {
+        return Err(format!("column sale_date: {sale_date:?} is not a date"));
+    }
+    let mut findings = Vec::new();
+
+    let quantity = row.number("quantity")?;
+    let unit_price = row.number("unit_price")?;
+    let vat_rate = row.number("vat_rate")?;
+    let total = row.number("total_amount")?;
+    let dec = |c: &str, t: &str| {
+        mapping::parse_decimal(t).ok_or_else(|| format!("column {c}: {t} is not a decimal"))
+    };
+    let (q, p, v, t) = (
+        dec("quantity", quantity)?,
+        dec("unit_price", unit_price)?,
+        dec("vat_rate", vat_rate)?,
+        dec("total_amount", total)?,
+    );
+    if q <= Decimal::ZERO || p < Decimal::ZERO {
+        findings.push(Finding::reject(
+            "invalid_amount",
+            format!("quantity {quantity} must be > 0 and unit price {unit_price} >= 0"),
+        ));
+    }
+    match expected_total(q, p, v) {
             Some(expected) if (t - expected).abs() > TOTAL_TOLERANCE => findings.push(Finding::warning(
                 "total_mismatch",
                 format!("total {total} differs from {quantity} × {unit_price} × (1 + {vat_rate}/100) = {expected} by more than 0.05"),
@@ -213,82 +197,79 @@ impl Entity for Sales {
             None => findings.push(Finding::warning("total_mismatch", "the expected total overflows; not checked")),
         }
 
-        let raw_status = row.text("status");
-        let status = map_status(raw_status);
-        if status.is_none() {
-            findings.push(Finding::reject(
-                "unknown_status",
-                format!(
-                    "status {:?} is not a known legacy code",
-                    raw_status.unwrap_or_default()
-                ),
-            ));
-        }
-
-        let currency = row
-            .text("currency")
-            .and_then(mapping::trimmed)
-            .map(|c| c.to_uppercase())
-            .unwrap_or_else(|| "EUR".into());
-        let (created_at, updated_at) = audit_times(row, ctx)?;
-        let index_sk = format!("SALE#{sale_date}#{sale_id}");
-        let description = row.text("description").filter(|d| !d.trim().is_empty());
-        let item = item([
-            ("PK", s(format!("SALE#{sale_id}"))),
-            ("SK", s("METADATA")),
-            ("saleId", s(sale_id.clone())),
-            ("legacyId", n(&legacy_id.to_string())),
-            ("buyerId", buyer_id.clone().map(Value::String)),
-            ("producerId", producer_id.clone().map(Value::String)),
-            ("saleDate", s(sale_date)),
-            (
-                "description",
-                description.map(|d| Value::String(d.to_string())),
+    let raw_status = row.text("status");
+    let status = map_status(raw_status);
+    if status.is_none() {
+        findings.push(Finding::reject(
+            "unknown_status",
+            format!(
+                "status {:?} is not a known legacy code",
+                raw_status.unwrap_or_default()
             ),
-            ("quantity", n(quantity)),
-            ("unitPrice", n(unit_price)),
-            ("vatRate", n(vat_rate)),
-            ("totalAmount", n(total)),
-            ("currency", s(currency)),
-            ("status", status.map(s).unwrap_or_default()),
-            (
-                "paymentMethod",
-                row.text("payment_method")
-                    .and_then(mapping::trimmed)
-                    .map(Value::String),
-            ),
-            ("createdAt", s(created_at)),
-            ("updatedAt", s(updated_at)),
-            ("createdBy", s(super::CREATED_BY)),
-            (
-                "GSI1PK",
-                buyer_id
-                    .as_ref()
-                    .map(|b| Value::String(format!("BUYER#{b}"))),
-            ),
-            (
-                "GSI1SK",
-                buyer_id.is_some().then(|| Value::String(index_sk.clone())),
-            ),
-            (
-                "GSI2PK",
-                producer_id
-                    .as_ref()
-                    .map(|p| Value::String(format!("PRODUCER#{p}"))),
-            ),
-            (
-                "GSI2SK",
-                producer_id
-                    .is_some()
-                    .then(|| Value::String(index_sk.clone())),
-            ),
-        ]);
-        Ok(Transformed {
-            legacy_id,
-            item,
-            findings,
-        })
+        ));
     }
+
+    let currency = row
+        .text("currency")
+        .and_then(mapping::trimmed)
+        .map(|c| c.to_uppercase())
+        .unwrap_or_else(|| "EUR".into());
+    let (created_at, updated_at) = audit_times(row, ctx)?;
+    let index_sk = format!("{}{sale_date}#{sale_id}", SALES.key_prefix);
+    let description = row.text("description").filter(|d| !d.trim().is_empty());
+    let item = item([
+        ("PK", s(SALES.key(&sale_id))),
+        ("SK", s("METADATA")),
+        ("saleId", s(sale_id.clone())),
+        ("legacyId", n(&legacy_id.to_string())),
+        ("buyerId", buyer_id.clone().map(Value::String)),
+        ("producerId", producer_id.clone().map(Value::String)),
+        ("saleDate", s(sale_date)),
+        (
+            "description",
+            description.map(|d| Value::String(d.to_string())),
+        ),
+        ("quantity", n(quantity)),
+        ("unitPrice", n(unit_price)),
+        ("vatRate", n(vat_rate)),
+        ("totalAmount", n(total)),
+        ("currency", s(currency)),
+        ("status", status.map(s).unwrap_or_default()),
+        (
+            "paymentMethod",
+            row.text("payment_method")
+                .and_then(mapping::trimmed)
+                .map(Value::String),
+        ),
+        ("createdAt", s(created_at)),
+        ("updatedAt", s(updated_at)),
+        ("createdBy", s(super::CREATED_BY)),
+        (
+            "GSI1PK",
+            buyer_id.as_ref().map(|b| Value::String(BUYERS.key(b))),
+        ),
+        (
+            "GSI1SK",
+            buyer_id.is_some().then(|| Value::String(index_sk.clone())),
+        ),
+        (
+            "GSI2PK",
+            producer_id
+                .as_ref()
+                .map(|p| Value::String(PRODUCERS.key(p))),
+        ),
+        (
+            "GSI2SK",
+            producer_id
+                .is_some()
+                .then(|| Value::String(index_sk.clone())),
+        ),
+    ]);
+    Ok(Transformed {
+        legacy_id,
+        item,
+        findings,
+    })
 }
 
 #[cfg(test)]
@@ -316,7 +297,7 @@ mod tests {
         for (k, v) in over.as_object().unwrap() {
             r[k] = v.clone();
         }
-        Sales.map(&crate::entities::test_row(&r), &ctx()).unwrap()
+        SALES.map(&crate::entities::test_row(&r), &ctx()).unwrap()
     }
 
     #[test]

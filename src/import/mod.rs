@@ -37,11 +37,11 @@ const POLL_AT_MOST: Duration = Duration::from_secs(10);
 
 /// The table `entity` is imported into: it must be its own (an import
 /// creates a table from one prefix of objects).
-pub fn spec(ctx: &Ctx, entity: &dyn Entity) -> Result<TableSpec> {
-    let registered: Vec<&'static dyn Entity> = crate::entities::registry()
+pub fn spec(ctx: &Ctx, entity: &Entity) -> Result<TableSpec> {
+    let registered: Vec<&'static Entity> = crate::entities::registry()
         .iter()
         .copied()
-        .filter(|e| e.name() == entity.name())
+        .filter(|e| e.name == entity.name)
         .collect();
     let spec = tables::specs(&ctx.config, &registered)?.remove(0);
     if spec.entities.len() > 1 {
@@ -59,7 +59,7 @@ pub fn spec(ctx: &Ctx, entity: &dyn Entity) -> Result<TableSpec> {
 /// before anything is extracted or uploaded, the mode, the bucket, and the
 /// tables (each must not exist yet, unless this run's import of it was
 /// already requested and is being resumed).
-pub async fn preflight(ctx: &Ctx, cp: &Checkpoint, entities: &[&'static dyn Entity]) -> Result<()> {
+pub async fn preflight(ctx: &Ctx, cp: &Checkpoint, entities: &[&'static Entity]) -> Result<()> {
     if ctx.config.migration.load_mode == LoadMode::Sync {
         return Err(Error::Usage(
             "a sync load compares with an existing table, and an S3 import creates a new one: \
@@ -71,14 +71,14 @@ pub async fn preflight(ctx: &Ctx, cp: &Checkpoint, entities: &[&'static dyn Enti
     let policy = RetryPolicy::from_config(&ctx.config.migration);
     let client = ctx.dynamo().await;
     for e in entities {
-        let spec = spec(ctx, *e)?;
-        let requested = this_runs_import(cp, e.name()).is_some_and(|s| s.requested);
+        let spec = spec(ctx, e)?;
+        let requested = this_runs_import(cp, e.name).is_some_and(|s| s.requested);
         if !requested
             && tables::describe(client, &spec.name, &policy)
                 .await?
                 .is_some()
         {
-            return Err(exists(&spec.name, e.name()));
+            return Err(exists(&spec.name, e.name));
         }
     }
     s3::check_bucket(&s3::client(&ctx.config).await, bucket, &policy).await?;
@@ -120,10 +120,10 @@ fn this_runs_import<'a>(cp: &'a Checkpoint, entity: &str) -> Option<&'a ImportSt
 pub async fn load(
     ctx: &Ctx,
     cp: &mut Checkpoint,
-    entity: &dyn Entity,
+    entity: &Entity,
     step: &mut Step,
 ) -> Result<Vec<String>> {
-    let name = entity.name();
+    let name = entity.name;
     let input = ctx.artifact(Phase::Validate, name);
     let artifact = ArtifactReader::open(&input)?;
     let manifest = artifact.manifest().clone();

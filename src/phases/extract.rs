@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::source::{self, Snapshot};
 
 /// Extracts `entities` in one snapshot.
-pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entities: &[&'static dyn Entity]) -> Result<()> {
+pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entities: &[&'static Entity]) -> Result<()> {
     let client = source::connect(&ctx.config.source).await?;
     let snapshot = Snapshot::begin(client).await?;
     let mut snapshots = vec![snapshot];
@@ -45,27 +45,27 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entities: &[&'static dyn Entity
     tracing::info!(snapshot = %snapshot.id, connections = snapshots.len(),
         "extracting {} entities from one snapshot", entities.len());
     for entity in entities {
-        let span = tracing::info_span!("phase", entity = entity.name(), phase = "extract");
+        let span = tracing::info_span!("phase", entity = entity.name, phase = "extract");
         let _guard = span.enter();
         let mut step = Step::start(&ctx.run_id);
         step.snapshot = Some(snapshot.id.clone());
-        cp.put(entity.name(), Phase::Extract, step.clone())?;
+        cp.put(entity.name, Phase::Extract, step.clone())?;
         // The source side of the money reconciliation, in the same snapshot.
-        let done = match extract_one(ctx, &snapshots, *entity, &mut step).await {
-            Ok(()) => crate::phases::reconcile::record_source(ctx, &snapshots[0], *entity).await,
+        let done = match extract_one(ctx, &snapshots, entity, &mut step).await {
+            Ok(()) => crate::phases::reconcile::record_source(ctx, &snapshots[0], entity).await,
             Err(e) => Err(e),
         };
         match done {
             Ok(()) => {
                 step.state = State::Done;
                 step.finished_at = Some(Utc::now());
-                cp.put(entity.name(), Phase::Extract, step)?;
+                cp.put(entity.name, Phase::Extract, step)?;
             }
             Err(e) => {
                 step.state = State::Failed;
                 step.finished_at = Some(Utc::now());
                 step.error = Some(e.to_string());
-                cp.put(entity.name(), Phase::Extract, step)?;
+                cp.put(entity.name, Phase::Extract, step)?;
                 return Err(e);
             }
         }
@@ -79,7 +79,7 @@ pub async fn run(ctx: &Ctx, cp: &mut Checkpoint, entities: &[&'static dyn Entity
 async fn extract_one(
     ctx: &Ctx,
     snapshots: &[Snapshot],
-    entity: &dyn Entity,
+    entity: &Entity,
     step: &mut Step,
 ) -> Result<()> {
     let query = entity.extract_query(&ctx.config.source.schema);
@@ -95,7 +95,7 @@ async fn extract_one(
                     column = %u.column, r#type = %u.type_name,
                     "{}: column {} is of type {}, which the binary extract cannot decode; \
                      PostgreSQL renders this entity with row_to_json (extractFormat \"json\")",
-                    entity.name(), u.column, u.type_name
+                    entity.name, u.column, u.type_name
                 );
                 None
             }
@@ -105,10 +105,10 @@ async fn extract_one(
     tracing::info!(
         format = if plan.is_some() { "binary" } else { "json" },
         "extracting {}",
-        entity.name()
+        entity.name
     );
-    let bar = ctx.progress.bar(entity.name(), "extract", Some(estimate));
-    let path = ctx.artifact(Phase::Extract, entity.name());
+    let bar = ctx.progress.bar(entity.name, "extract", Some(estimate));
+    let path = ctx.artifact(Phase::Extract, entity.name);
     let queries = match entity.split_column() {
         Some(column) if snapshots.len() > 1 => match snapshots[0].bounds(&query, column).await? {
             Some((lo, hi)) => split(lo, hi, snapshots.len())
@@ -119,7 +119,7 @@ async fn extract_one(
         },
         _ => vec![query.clone()],
     };
-    let mut writer = ArtifactWriter::create(&path, &ctx.run_id, "extract", entity.name())?;
+    let mut writer = ArtifactWriter::create(&path, &ctx.run_id, "extract", entity.name)?;
     let rows_read = std::sync::atomic::AtomicU64::new(0);
     let spills: Vec<PathBuf> = (1..queries.len()).map(|i| spill_path(&path, i)).collect();
     let result =
@@ -190,7 +190,7 @@ async fn extract_one(
             let read = rows_read.load(std::sync::atomic::Ordering::Relaxed);
             crate::phases::conserved(
                 "extract",
-                entity.name(),
+                entity.name,
                 &path,
                 read,
                 read,
@@ -213,7 +213,7 @@ async fn extract_one(
     tracing::info!(
         records = manifest.records,
         "extracted {} to {}",
-        entity.name(),
+        entity.name,
         path.display()
     );
     Ok(())

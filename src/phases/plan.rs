@@ -34,7 +34,7 @@ struct Row {
 
 /// Prints the load plan of `entities`: everything is measured first, then
 /// the table is printed in one piece (nothing logged between its rows).
-pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
+pub async fn print(ctx: &Ctx, entities: &[&'static Entity]) -> Result<()> {
     let m = &ctx.config.migration;
     let client = ctx.dynamo().await;
     let policy = RetryPolicy::from_config(m);
@@ -42,18 +42,18 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
     let via_import = ctx.config.target.load_via == LoadVia::S3Import;
     let mut import_rows = Vec::new();
     for e in entities {
-        let table = ctx.table(*e)?;
+        let table = ctx.table(e)?;
         // In sync mode the plan is the changes' (docs/cutover.md): the
         // difference is computed, and written to data/changes, nothing sent.
         let sync = match m.load_mode {
             LoadMode::Sync => {
-                Some(crate::phases::load::sync::diff(ctx, *e, table, &policy, true).await?)
+                Some(crate::phases::load::sync::diff(ctx, e, table, &policy, true).await?)
             }
             LoadMode::Put => None,
         };
         let path = match &sync {
             Some(d) => d.changes.clone(),
-            None => ctx.artifact(Phase::Validate, e.name()),
+            None => ctx.artifact(Phase::Validate, e.name),
         };
         let mut reader = ArtifactReader::open(&path)?;
         let spec = tables::specs(&ctx.config, &[*e])?.remove(0);
@@ -88,15 +88,15 @@ pub async fn print(ctx: &Ctx, entities: &[&'static dyn Entity]) -> Result<()> {
         let (items, units) = (tally.items + deletes, tally.units() + deletes);
         let requests = items.div_ceil(m.batch_size as u64);
         let estimate = estimate::estimate(ctx, &spec, &tally, rtt).await;
-        tracing::debug!(entity = e.name(), items, requests, write_units = units, write_units_with_indexes = tally.total_units(), estimate_s = estimate.secs, rtt_ms = rtt.as_millis() as u64, assumptions = ?estimate.assumptions, "load plan");
+        tracing::debug!(entity = e.name, items, requests, write_units = units, write_units_with_indexes = tally.total_units(), estimate_s = estimate.secs, rtt_ms = rtt.as_millis() as u64, assumptions = ?estimate.assumptions, "load plan");
         if let Some(s) = sizes {
             import_rows.push((
-                e.name(),
+                e.name,
                 s.finish(ctx.config.target.import.part_bytes, tally.total_units()),
             ));
         }
         rows.push(Row {
-            entity: e.name(),
+            entity: e.name,
             table: table.to_string(),
             items,
             requests,

@@ -112,13 +112,13 @@ fn source_path(ctx: &Ctx, entity: &str) -> std::path::PathBuf {
 }
 
 /// Called by extract in its snapshot: records the source side of `entity`.
-pub async fn record_source(ctx: &Ctx, snapshot: &Snapshot, entity: &dyn Entity) -> Result<()> {
-    let Some(spec) = entity.reconcile() else {
+pub async fn record_source(ctx: &Ctx, snapshot: &Snapshot, entity: &Entity) -> Result<()> {
+    let Some(spec) = entity.reconcile else {
         return Ok(());
     };
     let sql = source_sql(spec, &entity.extract_query(&ctx.config.source.schema));
     let groups = parse_rows(spec, snapshot.text_rows(&sql).await?)?;
-    let path = source_path(ctx, entity.name());
+    let path = source_path(ctx, entity.name);
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
@@ -133,19 +133,15 @@ pub async fn record_source(ctx: &Ctx, snapshot: &Snapshot, entity: &dyn Entity) 
 
 /// The source side: as extract recorded it, else by a query now (a data
 /// directory extracted before the reconciliation existed).
-async fn source_groups(
-    ctx: &Ctx,
-    entity: &dyn Entity,
-    spec: &Reconcile,
-) -> Result<(String, Groups)> {
-    let path = source_path(ctx, entity.name());
+async fn source_groups(ctx: &Ctx, entity: &Entity, spec: &Reconcile) -> Result<(String, Groups)> {
+    let path = source_path(ctx, entity.name);
     if path.exists() {
         let r: SourceRecord = read_json(&path)?;
         return Ok((r.taken, r.groups.into_iter().collect()));
     }
     tracing::warn!(
         "{}: extract did not record the source sums; reconciling against the source as it is now",
-        entity.name()
+        entity.name
     );
     let client = crate::source::connect(&ctx.config.source).await?;
     let sql = source_sql(spec, &entity.extract_query(&ctx.config.source.schema));
@@ -226,8 +222,8 @@ impl Tally {
 }
 
 /// The rejected side, from `reports/rejected/<entity>.jsonl`.
-fn rejected_groups(ctx: &Ctx, entity: &dyn Entity, spec: &'static Reconcile) -> Result<Tally> {
-    let path = ctx.report(&format!("rejected/{}.jsonl", entity.name()));
+fn rejected_groups(ctx: &Ctx, entity: &Entity, spec: &'static Reconcile) -> Result<Tally> {
+    let path = ctx.report(&format!("rejected/{}.jsonl", entity.name));
     let mut tally = Tally::new(spec);
     let mut reader = ArtifactReader::open(&path)?;
     let mut buf = String::new();
@@ -310,11 +306,7 @@ pub fn compare(
 
 /// Verify's reconciliation of `entity`, given the table side its Scan
 /// summed: the report section, and a problem line when it does not hold.
-pub async fn verify(
-    ctx: &Ctx,
-    entity: &dyn Entity,
-    loaded: Tally,
-) -> Result<(Value, Option<String>)> {
+pub async fn verify(ctx: &Ctx, entity: &Entity, loaded: Tally) -> Result<(Value, Option<String>)> {
     let spec = loaded.spec;
     let (taken, source) = source_groups(ctx, entity, spec).await?;
     let rejected = rejected_groups(ctx, entity, spec)?;
@@ -350,7 +342,7 @@ pub async fn verify(
     if ok {
         tracing::info!(
             "reconciled {}: source = loaded + rejected in all {} group(s) (count {}, {})",
-            entity.name(),
+            entity.name,
             rows.len(),
             t.count,
             amounts.join(", ")
@@ -367,7 +359,7 @@ pub async fn verify(
         section,
         Some(format!(
             "{}: reconciliation failed in {} of {} group(s): {what}; see {}",
-            entity.name(),
+            entity.name,
             bad.len(),
             rows.len(),
             ctx.report("verification_report.json").display()

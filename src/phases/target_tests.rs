@@ -49,7 +49,7 @@ fn ctx(dir: &Path, run_id: &str, target: &SharedTarget) -> Ctx {
     ctx
 }
 
-fn buyers() -> &'static dyn Entity {
+fn buyers() -> &'static Entity {
     crate::entities::find("buyers").unwrap()
 }
 

@@ -20,19 +20,19 @@ enum Out {
 }
 
 /// Transforms one entity; unmappable rows are reported, not a failure.
-pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Result<Vec<String>> {
-    let input = ctx.artifact(Phase::Extract, entity.name());
+pub async fn run(ctx: &Ctx, entity: &'static Entity, step: &mut Step) -> Result<Vec<String>> {
+    let input = ctx.artifact(Phase::Extract, entity.name);
     // Checked while it is read: the outputs are kept only if it was whole.
     let reader = ArtifactReader::open_streamed(&input)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let expected = reader.manifest().records;
     let bar = ctx
         .progress
-        .bar(entity.name(), "transform", Some(reader.manifest().records));
-    let output = ctx.artifact(Phase::Transform, entity.name());
-    let mut writer = ArtifactWriter::create(&output, &ctx.run_id, "transform", entity.name())?;
-    let qpath = ctx.report(&format!("quarantine/{}.jsonl", entity.name()));
-    let mut quarantine = ArtifactWriter::create(&qpath, &ctx.run_id, "transform", entity.name())?;
+        .bar(entity.name, "transform", Some(reader.manifest().records));
+    let output = ctx.artifact(Phase::Transform, entity.name);
+    let mut writer = ArtifactWriter::create(&output, &ctx.run_id, "transform", entity.name)?;
+    let qpath = ctx.report(&format!("quarantine/{}.jsonl", entity.name));
+    let mut quarantine = ArtifactWriter::create(&qpath, &ctx.run_id, "transform", entity.name)?;
     let map_ctx = MapContext {
         namespace: ctx.config.migration.uuid_namespace,
         first_run_started_at: ctx.first_run_started_at,
@@ -48,7 +48,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
                 Out::Item(bytes)
             }
             Err(message) => Out::Unmappable(json!({
-                "legacyId": row.0.get("first_id").map(|v| v.to_value()),
+                "legacyId": row.0.get(entity.source.legacy_id).map(|v| v.to_value()),
                 "reason": "unmappable",
                 "message": message,
                 "row": row.to_value(),
@@ -77,11 +77,11 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
         Ok(())
     });
     let result = result
-        .map_err(|e| parallel::in_step(e, "transform", entity.name()))
+        .map_err(|e| parallel::in_step(e, "transform", entity.name))
         .and_then(|()| {
             conserved(
                 "transform",
-                entity.name(),
+                entity.name,
                 &input,
                 expected,
                 n,

@@ -125,10 +125,10 @@ async fn catalog(
 
 /// The pre-flight before extract: the declared columns of `entities` against
 /// the source's catalog. `Err(Error::Preflight)` lists every difference.
-pub async fn check(source: &SourceConfig, entities: &[&'static dyn Entity]) -> Result<Drift> {
+pub async fn check(source: &SourceConfig, entities: &[&'static Entity]) -> Result<Drift> {
     let expected: Vec<(&str, SourceColumn)> = entities
         .iter()
-        .flat_map(|e| e.source_columns().iter().map(|c| (e.name(), *c)))
+        .flat_map(|e| e.source.columns.iter().map(|c| (e.name, *c)))
         .collect();
     if expected.is_empty() {
         return Ok(Drift::default());

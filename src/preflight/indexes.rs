@@ -18,14 +18,14 @@ use crate::tables::{self, TableSpec};
 /// The differences between `desc` and the indexes `entity` declares.
 pub fn differences(
     config: &Config,
-    entity: &dyn Entity,
+    entity: &Entity,
     table: &str,
     desc: &TableDescription,
 ) -> Vec<String> {
-    let def = entity.table();
+    let def = entity.table;
     let spec = TableSpec {
         name: table.to_string(),
-        entities: vec![entity.name()],
+        entities: vec![entity.name],
         key: def.key,
         indexes: def.indexes.to_vec(),
     };
@@ -54,23 +54,23 @@ pub fn differences(
 pub async fn check(
     client: &Client,
     config: &Config,
-    entities: &[&'static dyn Entity],
+    entities: &[&'static Entity],
     policy: &RetryPolicy,
 ) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let mut lines = Vec::new();
     for e in entities {
-        let indexes = e.table().indexes;
+        let indexes = e.table.indexes;
         if indexes.is_empty() {
             continue;
         }
-        let table = config.target.table_for(e.name(), &config.path)?;
+        let table = config.target.table_for(e.name, &config.path)?;
         let Some(desc) = tables::describe(client, table, policy).await? else {
             // A missing table is the table check's to report (exit 1, naming
             // it), as it was before indexes were checked.
             continue;
         };
-        let found = differences(config, *e, table, &desc);
+        let found = differences(config, e, table, &desc);
         if found.is_empty() {
             let names: Vec<String> = indexes
                 .iter()
@@ -78,15 +78,11 @@ pub async fn check(
                 .collect();
             lines.push(format!(
                 "table {table} ({}): indexes {} present and ACTIVE",
-                e.name(),
+                e.name,
                 names.join(", ")
             ));
         } else {
-            problems.push(format!(
-                "table {table} ({}): {}",
-                e.name(),
-                found.join("; ")
-            ));
+            problems.push(format!("table {table} ({}): {}", e.name, found.join("; ")));
         }
     }
     if !problems.is_empty() {

@@ -70,7 +70,7 @@ pub struct CreateOptions {
 /// missing ones created and waited for.
 pub async fn create_command(
     config: &Config,
-    entities: &[&'static dyn Entity],
+    entities: &[&'static Entity],
     options: CreateOptions,
 ) -> Result<Vec<Outcome>> {
     let specs = specs(config, entities)?;

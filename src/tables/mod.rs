@@ -65,41 +65,38 @@ impl TableSpec {
 /// registry order. Every registered entity configured to the same table
 /// contributes its indexes, whether it was named or not, so the table is
 /// right for all of them. Conflicting declarations are a configuration error.
-pub fn specs(config: &Config, entities: &[&'static dyn Entity]) -> Result<Vec<TableSpec>> {
+pub fn specs(config: &Config, entities: &[&'static Entity]) -> Result<Vec<TableSpec>> {
     let fail = |message: String| Error::Config {
         path: config.path.clone(),
         message,
     };
     let mut names: Vec<&str> = Vec::new();
     for e in entities {
-        let name = config.target.table_for(e.name(), &config.path)?;
+        let name = config.target.table_for(e.name, &config.path)?;
         if !names.contains(&name) {
             names.push(name);
         }
     }
     let mut out = Vec::new();
     for name in names {
-        let sharing: Vec<&'static dyn Entity> = entities::registry()
+        let sharing: Vec<&'static Entity> = entities::registry()
             .iter()
             .copied()
-            .filter(|e| config.target.tables.get(e.name()).map(String::as_str) == Some(name))
+            .filter(|e| config.target.tables.get(e.name).map(String::as_str) == Some(name))
             .collect();
         let first = sharing[0];
         let mut spec = TableSpec {
             name: name.to_string(),
-            entities: sharing.iter().map(|e| e.name()).collect(),
-            key: first.table().key,
+            entities: sharing.iter().map(|e| e.name).collect(),
+            key: first.table.key,
             indexes: Vec::new(),
         };
         for e in &sharing {
-            let def = e.table();
+            let def = e.table;
             if def.key != spec.key {
                 return Err(fail(format!(
                     "table {name} is shared by {} (key {}) and {} (key {}): entities sharing a table must declare the same key schema",
-                    first.name(),
-                    spec.key,
-                    e.name(),
-                    def.key
+                    first.name, spec.key, e.name, def.key
                 )));
             }
             for index in def.indexes {

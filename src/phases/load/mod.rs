@@ -44,14 +44,14 @@ const SAVE_EVERY: Duration = Duration::from_secs(2);
 pub async fn run(
     ctx: &Ctx,
     cp: &mut Checkpoint,
-    entity: &dyn Entity,
+    entity: &Entity,
     step: &mut Step,
 ) -> Result<Vec<String>> {
     // Through S3 import (docs/import.md); a resumed import stays one.
     if step.import.is_some() || ctx.config.target.load_via == LoadVia::S3Import {
         return crate::import::load(ctx, cp, entity, step).await;
     }
-    let input = ctx.artifact(Phase::Validate, entity.name());
+    let input = ctx.artifact(Phase::Validate, entity.name);
     // Checked against its manifest (SHA-256, size, lines) once, here; the
     // reader thread streams from this same open file.
     let artifact = ArtifactReader::open(&input)?;
@@ -70,7 +70,7 @@ pub async fn run(
     if resuming && sync_mode != (ctx.config.migration.load_mode == LoadMode::Sync) {
         tracing::warn!(
             "{}: resuming the load in {} mode, the mode it started in",
-            entity.name(),
+            entity.name,
             if sync_mode { "sync" } else { "put" }
         );
     }
@@ -81,7 +81,7 @@ pub async fn run(
     let policy = RetryPolicy::from_config(&ctx.config.migration);
 
     // Entries at or past the confirmed position are tried again: drop them.
-    let failed_path = ctx.report(&format!("failed/{}.jsonl", entity.name()));
+    let failed_path = ctx.report(&format!("failed/{}.jsonl", entity.name));
     keep_failed_before(&failed_path, start)?;
     if !resuming {
         step.written = Some(0);
@@ -92,7 +92,7 @@ pub async fn run(
 
     // The baseline (backup) and this run's ledger (docs/rollback.md).
     let ledger = backup::before_load(ctx, cp, entity, &table, &policy, step).await?;
-    cp.put(entity.name(), Phase::Load, step.clone())?;
+    cp.put(entity.name, Phase::Load, step.clone())?;
     // A sync applies its changes artifact, computed before the first write
     // (docs/cutover.md); a resumed sync applies the same one.
     let applied = if sync_mode {
@@ -101,7 +101,7 @@ pub async fn run(
             None => {
                 let d = sync::diff(ctx, entity, &table, &policy, false).await?;
                 let before = d.before.expect("a load writes before-images");
-                if let Some(b) = cp.baselines.get_mut(entity.name()) {
+                if let Some(b) = cp.baselines.get_mut(entity.name) {
                     b.last_sync = Some(LastSync {
                         run_id: ctx.run_id.clone(),
                         before: before.clone(),
@@ -134,20 +134,20 @@ pub async fn run(
     let total = applied.manifest().records;
     step.records_in = total;
     step.confirmed = Some(start);
-    cp.put(entity.name(), Phase::Load, step.clone())?;
+    cp.put(entity.name, Phase::Load, step.clone())?;
     if start > 0 {
         tracing::info!(
             "resuming the load of {} at entry {start} of {total} of {}",
-            entity.name(),
+            entity.name,
             applied_path.display()
         );
     }
 
-    let bar = ctx.progress.bar(entity.name(), "load", Some(total));
+    let bar = ctx.progress.bar(entity.name, "load", Some(total));
     bar.set_position(start);
     let batch_size = ctx.config.migration.batch_size;
     let (tx, rx) = pipeline::channel(ctx.config.migration.concurrency * 4);
-    let indexes = entity.table().indexes;
+    let indexes = entity.table.indexes;
     let reader = std::thread::spawn(move || {
         read_batches(applied, sync_mode, start, batch_size, indexes, tx, ledger)
     });
@@ -221,7 +221,7 @@ pub async fn run(
                 step.written = Some(mark.written);
                 step.failed = Some(mark.failed);
                 step.counts = Some(base_counts + stats.counts());
-                if let Err(e) = cp.put(entity.name(), Phase::Load, step.clone()) {
+                if let Err(e) = cp.put(entity.name, Phase::Load, step.clone()) {
                     io_error.get_or_insert(e);
                 }
             }
@@ -237,7 +237,7 @@ pub async fn run(
         .join()
         .unwrap_or_else(|_| Err(Error::Incomplete("the artifact reader panicked".into())));
     bar.finish();
-    backup::after_load(cp, entity.name(), &ctx.run_id)?;
+    backup::after_load(cp, entity.name, &ctx.run_id)?;
 
     let Watermark {
         position: watermark,
@@ -271,7 +271,7 @@ pub async fn run(
             None
         }
     };
-    cp.put(entity.name(), Phase::Load, step.clone())?;
+    cp.put(entity.name, Phase::Load, step.clone())?;
     if let Some(e) = io_error {
         return Err(e);
     }
@@ -291,7 +291,7 @@ pub async fn run(
     )?;
     report::series::save(
         &ctx.report("load_report.json"),
-        entity.name(),
+        entity.name,
         &sampler.finish(),
     )?;
     // Conservation: every confirmed item is written or recorded as failed.
@@ -299,7 +299,7 @@ pub async fn run(
         return Err(Error::Incomplete(format!(
             "load of {}: {written_total} items written and {failed_total} failed do not add up to the \
              {watermark} confirmed; refusing to finish",
-            entity.name()
+            entity.name
         )));
     }
 
@@ -308,14 +308,14 @@ pub async fn run(
         Ended::Terminal(t) => Err(Error::Target(t.message)),
         _ if ctx.cancelled() => Err(Error::Interrupted(format!(
             "load of {} stopped at item {watermark} of {total}; the checkpoint is saved: run `migrate --resume` to finish",
-            entity.name(),
+            entity.name,
         ))),
         Ended::Stopped if any_failed && !continue_on_error => {
             enrich_failed(&failed_path, &applied_path, sync_mode)?;
             Err(Error::Incomplete(format!(
                 "load of {} stopped at the first item that could not be written (continueOnError is false); \
                  see {}",
-                entity.name(),
+                entity.name,
                 failed_path.display()
             )))
         }
@@ -324,14 +324,14 @@ pub async fn run(
             if !complete {
                 return Err(Error::Incomplete(format!(
                     "load of {} ended at item {watermark} of {total}",
-                    entity.name(),
+                    entity.name,
                 )));
             }
             if failed_total > 0 {
                 enrich_failed(&failed_path, &applied_path, sync_mode)?;
                 Ok(vec![format!(
                     "{}: {failed_total} item(s) could not be written; see {}",
-                    entity.name(),
+                    entity.name,
                     failed_path.display()
                 )])
             } else {
@@ -351,7 +351,7 @@ struct Rate {
 
 fn write_report(
     ctx: &Ctx,
-    entity: &dyn Entity,
+    entity: &Entity,
     table: &str,
     step: &Step,
     unconfirmed_failed: u64,
@@ -361,7 +361,7 @@ fn write_report(
     report::update(
         &ctx.report("load_report.json"),
         &ctx.run_id,
-        entity.name(),
+        entity.name,
         json!({
             "table": table,
             "mode": if step.sync.is_some() { "sync" } else { "put" },

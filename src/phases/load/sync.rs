@@ -61,12 +61,12 @@ const CHANGED: u8 = 2;
 /// unless `dry_run`, the before-images).
 pub async fn diff(
     ctx: &Ctx,
-    entity: &dyn Entity,
+    entity: &Entity,
     table: &str,
     policy: &RetryPolicy,
     dry_run: bool,
 ) -> Result<Diff> {
-    let name = entity.name();
+    let name = entity.name;
     let input = ctx.artifact(Phase::Validate, name);
     let reader = ArtifactReader::open(&input)?;
     // Pass 2 reads the same file again, checked once (here) not twice.
@@ -77,7 +77,7 @@ pub async fn diff(
         .await
         .map_err(|e| Error::Incomplete(format!("the artifact reader of {name} failed: {e}")))??;
     let owned = Owned::load(&ctx.data_dir, entity)?;
-    let indexes = entity.table().indexes;
+    let indexes = entity.table.indexes;
 
     let changes = changes_path(ctx, name);
     let mut out = ArtifactWriter::create(&changes, &ctx.run_id, "sync", name)?;
@@ -101,7 +101,7 @@ pub async fn diff(
         &ctx.target().await,
         table,
         ctx.config.migration.scan_segments,
-        Some(entity.key_prefix()),
+        Some(entity.key_prefix),
         false,
         policy,
     );

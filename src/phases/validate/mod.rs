@@ -19,7 +19,7 @@ use super::{KeySet, conserved, key_hash};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
 use crate::ctx::{Ctx, artifact_path};
-use crate::entities::{self, Entity, Reference};
+use crate::entities::{Entity, Reference};
 use crate::error::{Error, Result};
 use crate::json::Obj;
 use crate::parallel;
@@ -30,15 +30,15 @@ mod rules;
 use rules::{Decided, Record, Rules};
 
 /// The ids of `entity`'s valid items, read from its validated artifact.
-pub fn valid_ids(data_dir: &std::path::Path, entity: &dyn Entity) -> Result<KeySet> {
-    let path = artifact_path(data_dir, Phase::Validate, entity.name());
+pub fn valid_ids(data_dir: &std::path::Path, entity: &Entity) -> Result<KeySet> {
+    let path = artifact_path(data_dir, Phase::Validate, entity.name);
     let mut reader = ArtifactReader::open_streamed(&path)?;
     let mut ids = KeySet::with_capacity(reader.manifest().records as usize);
     let mut buf = String::new();
     while reader.next_line(&mut buf)? {
         let item = Obj::parse(&buf)
             .map_err(|e| Error::artifact(&path, format!("line {}: {e}", reader.line_no())))?;
-        if let Some(id) = item.str(entity.id_attribute()) {
+        if let Some(id) = item.str(entity.id_attribute) {
             ids.insert(key_hash(id, ""));
         }
     }
@@ -120,28 +120,28 @@ impl Pass {
 /// phase's outputs (uncommitted until the caller finishes them).
 fn decide_all(
     ctx: &Ctx,
-    entity: &'static dyn Entity,
+    entity: &'static Entity,
     reader: ArtifactReader,
     rules: Rules,
 ) -> Result<Pass> {
     let total = reader.manifest().records;
     let input = reader.path().to_path_buf();
-    let bar = ctx.progress.bar(entity.name(), "validate", Some(total));
-    let out = ctx.artifact(Phase::Validate, entity.name());
+    let bar = ctx.progress.bar(entity.name, "validate", Some(total));
+    let out = ctx.artifact(Phase::Validate, entity.name);
     let uniques = rules.uniques.len();
     let mut pass = Pass {
-        valid: ArtifactWriter::create(&out, &ctx.run_id, "validate", entity.name())?,
+        valid: ArtifactWriter::create(&out, &ctx.run_id, "validate", entity.name)?,
         rejected: ArtifactWriter::create(
-            &ctx.report(&format!("rejected/{}.jsonl", entity.name())),
+            &ctx.report(&format!("rejected/{}.jsonl", entity.name)),
             &ctx.run_id,
             "validate",
-            entity.name(),
+            entity.name,
         )?,
         warned: ArtifactWriter::create(
-            &ctx.report(&format!("warnings/{}.jsonl", entity.name())),
+            &ctx.report(&format!("warnings/{}.jsonl", entity.name)),
             &ctx.run_id,
             "validate",
-            entity.name(),
+            entity.name,
         )?,
         reject_counts: BTreeMap::new(),
         warning_counts: BTreeMap::new(),
@@ -192,11 +192,11 @@ fn decide_all(
         Ok(())
     });
     let result = result
-        .map_err(|e| parallel::in_step(e, "validate", entity.name()))
+        .map_err(|e| parallel::in_step(e, "validate", entity.name))
         .and_then(|()| {
             conserved(
                 "validate",
-                entity.name(),
+                entity.name,
                 &input,
                 total,
                 pass.records,
@@ -215,17 +215,10 @@ fn decide_all(
 }
 
 /// The valid ids of the entities `entity` refers to.
-fn reference_ids(ctx: &Ctx, entity: &dyn Entity) -> Result<Vec<(Reference, KeySet)>> {
+fn reference_ids(ctx: &Ctx, entity: &Entity) -> Result<Vec<(Reference, KeySet)>> {
     let mut references = Vec::new();
-    for r in entity.references() {
-        let target = entities::find(r.entity).ok_or_else(|| {
-            Error::Dependency(format!(
-                "{} refers to unknown entity {}",
-                entity.name(),
-                r.entity
-            ))
-        })?;
-        references.push((*r, valid_ids(&ctx.data_dir, target)?));
+    for r in entity.references {
+        references.push((*r, valid_ids(&ctx.data_dir, r.entity)?));
     }
     Ok(references)
 }
@@ -236,14 +229,14 @@ fn reference_ids(ctx: &Ctx, entity: &dyn Entity) -> Result<Vec<(Reference, KeySe
 /// values held by more than one record. When it finds none (the usual case)
 /// its outputs are kept and the input was read once; otherwise they are
 /// dropped and a second pass decides again with the duplicates known.
-pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Result<Vec<String>> {
-    let input = ctx.artifact(Phase::Transform, entity.name());
+pub async fn run(ctx: &Ctx, entity: &'static Entity, step: &mut Step) -> Result<Vec<String>> {
+    let input = ctx.artifact(Phase::Transform, entity.name);
     // Checked while it is read: the outputs are kept only if it was whole.
     let reader = ArtifactReader::open_streamed(&input)?;
     let again = reader.reopen()?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let references = Arc::new(reference_ids(ctx, entity)?);
-    let uniques = entity.unique_attributes().len();
+    let uniques = entity.unique_attributes.len();
     let rules = Rules::new(
         entity,
         references.clone(),
@@ -289,7 +282,7 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
     report::update(
         &ctx.report("validation_report.json"),
         &ctx.run_id,
-        entity.name(),
+        entity.name,
         json!({
             "input": n,
             "valid": m.records,
@@ -298,9 +291,9 @@ pub async fn run(ctx: &Ctx, entity: &'static dyn Entity, step: &mut Step) -> Res
             "rejectsByReason": reject_counts,
             "warningsByReason": warning_counts,
             "files": {
-                "validated": ctx.artifact(Phase::Validate, entity.name()),
-                "rejected": ctx.report(&format!("rejected/{}.jsonl", entity.name())),
-                "warnings": ctx.report(&format!("warnings/{}.jsonl", entity.name())),
+                "validated": ctx.artifact(Phase::Validate, entity.name),
+                "rejected": ctx.report(&format!("rejected/{}.jsonl", entity.name)),
+                "warnings": ctx.report(&format!("warnings/{}.jsonl", entity.name)),
             },
             "validatedSha256": m.sha256,
         }),

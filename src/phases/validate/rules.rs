@@ -67,20 +67,20 @@ pub(super) struct Decided {
 
 impl Rules {
     pub(super) fn new(
-        entity: &'static dyn Entity,
+        entity: &'static Entity,
         references: Arc<Vec<(Reference, KeySet)>>,
         duplicate_keys: KeySet,
         unique_dups: Vec<HashMap<String, u32>>,
     ) -> Result<Self> {
-        let schema_name = format!("entities/{}.schema.json", entity.name());
-        let schema: Value = serde_json::from_str(entity.schema())
+        let schema_name = format!("entities/{}.schema.json", entity.name);
+        let schema: Value = serde_json::from_str(entity.schema)
             .map_err(|e| Error::artifact(&schema_name, e.to_string()))?;
         let validator = jsonschema::options_for::<Borrowed>()
             .build(&schema)
             .map_err(|e| Error::artifact(&schema_name, e.to_string()))?;
         Ok(Rules {
             duplicate_keys,
-            uniques: entity.unique_attributes(),
+            uniques: entity.unique_attributes,
             unique_dups,
             references,
             validator,
@@ -133,7 +133,7 @@ impl Rules {
                     r.code,
                     format!(
                         "{} {id} is not among the valid migrated {}",
-                        r.attribute, r.entity
+                        r.attribute, r.entity.name
                     ),
                 )),
                 None => findings.push(Finding::reject(

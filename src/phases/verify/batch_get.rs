@@ -58,7 +58,7 @@ pub(super) async fn by_batch_get(
     tally: &mut Option<Tally>,
 ) -> Result<Findings> {
     let total = reader.manifest().records;
-    let bar = ctx.progress.bar(t.entity.name(), "verify", Some(total));
+    let bar = ctx.progress.bar(t.entity.name, "verify", Some(total));
     let mut f = Findings::default();
     // Sorted once the comparison is done: 16 bytes an item, no hash table.
     let mut expected_keys: Vec<u128> = Vec::with_capacity(total as usize);
@@ -123,7 +123,7 @@ pub(super) async fn by_batch_get(
     expected_keys.sort_unstable();
     let mut pages = t.scan(true);
     while let Some(page) = pages.recv().await {
-        stop_if_cancelled(ctx, t.entity.name())?;
+        stop_if_cancelled(ctx, t.entity.name)?;
         let page = page?;
         for item in page.items() {
             let item = scanned(&t.table, item)?;

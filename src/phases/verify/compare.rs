@@ -120,7 +120,7 @@ impl Findings {
                 self.orphans += 1;
                 if self.orphan_examples.len() < EXAMPLES {
                     self.orphan_examples.push(json!({"PK": key.0, "SK": key.1,
-                        "attribute": r.attribute, "value": value, "table": r.entity}));
+                        "attribute": r.attribute, "value": value, "table": r.entity.name}));
                 }
             }
         }

@@ -55,9 +55,9 @@ fn text<'a>(item: &'a Obj<'_>, name: &str) -> Option<&'a str> {
 
 /// One pass over the validated artifact: per declared index, the items it
 /// should hold and the first [`SAMPLES`] partitions with their items.
-pub fn expected(artifact: &Path, entity: &dyn Entity) -> Result<Vec<Expected>> {
+pub fn expected(artifact: &Path, entity: &Entity) -> Result<Vec<Expected>> {
     let mut out: Vec<Expected> = entity
-        .table()
+        .table
         .indexes
         .iter()
         .map(|i| Expected {
@@ -198,12 +198,12 @@ async fn query(
 pub async fn verify(
     client: &Client,
     table: &str,
-    entity: &dyn Entity,
+    entity: &Entity,
     expected: Vec<Expected>,
     segments: u32,
     policy: &RetryPolicy,
 ) -> Result<(Vec<Value>, u64)> {
-    let prefix = entity.key_prefix();
+    let prefix = entity.key_prefix;
     let mut section = Vec::new();
     let mut bad = 0u64;
     for e in expected {
@@ -241,7 +241,7 @@ pub async fn verify(
             bad += 1;
             tracing::warn!(
                 "{}: index {name} of {table} holds {counted} of its items, the artifact has {} with its keys",
-                entity.name(),
+                entity.name,
                 e.expected
             );
         }

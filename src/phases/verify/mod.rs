@@ -47,7 +47,7 @@ const EXAMPLES: usize = 50;
 
 /// What both ways of verifying need.
 struct Target<'a> {
-    entity: &'a dyn Entity,
+    entity: &'a Entity,
     table: String,
     /// Index checks (Query, counting Scans) still call DynamoDB directly.
     client: aws_sdk_dynamodb::Client,
@@ -67,7 +67,7 @@ impl Target<'_> {
             &self.store,
             &self.table,
             self.segments,
-            Some(self.entity.key_prefix()),
+            Some(self.entity.key_prefix),
             keys_only,
             &self.policy,
         )
@@ -75,9 +75,9 @@ impl Target<'_> {
 }
 
 /// Verifies one entity against its table.
-pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<String>> {
+pub async fn run(ctx: &Ctx, entity: &Entity, step: &mut Step) -> Result<Vec<String>> {
     let started = Instant::now();
-    let artifact = ctx.artifact(Phase::Validate, entity.name());
+    let artifact = ctx.artifact(Phase::Validate, entity.name);
     let mut reader = ArtifactReader::open(&artifact)?;
     step.input_sha256 = Some(reader.manifest().sha256.clone());
     let client = ctx.dynamo().await.clone();
@@ -99,26 +99,25 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
 
     // The ids present in the tables this entity refers to.
     let mut refs: Vec<(entities::Reference, KeySet)> = Vec::new();
-    for r in entity.references() {
-        let target = entities::find(r.entity)
-            .ok_or_else(|| Error::Dependency(format!("unknown entity {}", r.entity)))?;
+    for r in entity.references {
+        let target = r.entity;
         let ref_table = ctx.table(target)?.to_string();
         let mut ids = KeySet::new();
         let mut pages = dynamo::scan(
             &store,
             &ref_table,
             segments,
-            Some(target.key_prefix()),
+            Some(target.key_prefix),
             true,
             &policy,
         );
         while let Some(page) = pages.recv().await {
-            stop_if_cancelled(ctx, entity.name())?;
+            stop_if_cancelled(ctx, entity.name)?;
             let page = page?;
             for item in page.items() {
                 let item = scanned(&ref_table, item)?;
                 if let Some(pk) = wire_str(&item, "PK") {
-                    ids.insert(key_hash(pk.trim_start_matches(target.key_prefix()), ""));
+                    ids.insert(key_hash(pk.trim_start_matches(target.key_prefix), ""));
                 }
             }
         }
@@ -139,7 +138,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     // What the indexes should hold, and the money the table's items carry
     // (docs/checks.md): counted along the way, nothing kept per item.
     let index_expected = indexes::expected(&artifact, entity)?;
-    let mut tally = entity.reconcile().map(Tally::new);
+    let mut tally = entity.reconcile.map(Tally::new);
     let f = match pass1 {
         Some(pass1) => {
             let (reader, expected) = match pass1.await {
@@ -151,7 +150,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
                 None => {
                     tracing::warn!(
                         "{}: two items share a 64-bit fingerprint; verifying with BatchGetItem instead",
-                        entity.name()
+                        entity.name
                     );
                     by_batch_get(ctx, &t, reader.reopen()?, &mut tally).await?
                 }
@@ -197,7 +196,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     report::update(
         &ctx.report("verification_report.json"),
         &ctx.run_id,
-        entity.name(),
+        entity.name,
         json!({
             "table": table,
             "method": match method { VerifyMethod::Scan => "scan", VerifyMethod::BatchGet => "batchGet" },
@@ -227,7 +226,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
     if problems == 0 && unreconciled.is_none() {
         tracing::info!(
             "verified {}: {} items match, {} counted by scan",
-            entity.name(),
+            entity.name,
             f.matched,
             f.counted
         );
@@ -238,7 +237,7 @@ pub async fn run(ctx: &Ctx, entity: &dyn Entity, step: &mut Step) -> Result<Vec<
             found.push(format!(
                 "{}: verification found {} missing, {} different, {} extra, {} orphan reference(s), {} index(es) \
                  not holding what they should; see {}",
-                entity.name(),
+                entity.name,
                 f.missing,
                 f.different,
                 f.extra,

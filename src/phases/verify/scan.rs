@@ -52,12 +52,10 @@ pub(super) async fn by_scan(
     };
     let mut marked = vec![0u64; expected.len().div_ceil(64)];
     let mut unmatched: Vec<Unmatched> = Vec::new();
-    let bar = ctx
-        .progress
-        .bar(t.entity.name(), "verify", Some(f.expected));
+    let bar = ctx.progress.bar(t.entity.name, "verify", Some(f.expected));
     let mut pages = t.scan(false);
     while let Some(page) = pages.recv().await {
-        stop_if_cancelled(ctx, t.entity.name())?;
+        stop_if_cancelled(ctx, t.entity.name)?;
         let page = page?;
         for wire in page.items() {
             let av = scanned(&t.table, wire)?;
