@@ -149,13 +149,13 @@ pub async fn run(
     if needs_target && !existing.is_empty() {
         let entity_list = &existing;
         let policy = crate::dynamo::RetryPolicy::from_config(&ctx.config.migration);
+        let target = ctx.target().await;
         for e in entity_list {
             let table = ctx.table(e)?.to_string();
-            crate::dynamo::check_table(ctx.dynamo().await, &table, &policy).await?;
+            crate::dynamo::check_table(&*target, &table, &policy).await?;
         }
         tracing::info!("target tables checked: {}", entity_list.len());
-        crate::preflight::indexes::check(ctx.dynamo().await, &ctx.config, entity_list, &policy)
-            .await?;
+        crate::preflight::indexes::check(&*target, &ctx.config, entity_list, &policy).await?;
         if dry_run || phases.contains(&Phase::Load) {
             let tables = entity_list
                 .iter()

@@ -42,9 +42,8 @@ pub async fn reset_command(
         None => format!("Pin table {table} as it is now as the baseline of {name}?"),
     };
     confirm(yes, "baseline reset", &question)?;
-    let client = ctx.dynamo().await.clone();
     let policy = RetryPolicy::from_config(&ctx.config.migration);
-    dynamo::check_table(&client, &table, &policy).await?;
+    dynamo::check_table(&*ctx.target().await, &table, &policy).await?;
     let backup = export::take(&ctx, &table, name, &policy).await?;
     let baseline = Baseline {
         backup: Some(backup),

@@ -37,8 +37,7 @@ pub async fn drop_table(
         )));
     }
     let policy = RetryPolicy::from_config(&ctx.config.migration);
-    let client = ctx.dynamo().await;
-    let items = tables::describe(client, table, &policy)
+    let items = crate::dynamo::describe_table(&*ctx.target().await, table, &policy)
         .await?
         .map(|d| d.item_count().unwrap_or(0).max(0) as u64);
     let Some(items) = items else {
@@ -62,7 +61,7 @@ pub async fn drop_table(
     let mut state = RollbackState::running(&ctx.run_id, items, false);
     cp.rollbacks.insert(name.to_string(), state.clone());
     cp.save()?;
-    let result = tables::delete(client, table, DELETE_WAIT, &policy).await;
+    let result = tables::delete(ctx.dynamo().await, table, DELETE_WAIT, &policy).await;
     state.finished_at = Some(Utc::now());
     state.state = if result.is_ok() {
         State::Done

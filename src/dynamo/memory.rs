@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, ScalarAttributeType,
+    TableDescription, TableStatus,
+};
 use serde_json::{Map, Value};
 
 use super::*;
@@ -23,6 +26,7 @@ pub enum Op {
     Write,
     Scan,
     Get,
+    Describe,
 }
 
 /// What the next call of an [`Op`] does instead of answering normally.
@@ -45,7 +49,10 @@ struct State {
     faults: VecDeque<(Op, Fault)>,
     /// Writes of items with these `PK`s are refused (`ValidationException`).
     refused: Vec<String>,
-    calls: [u64; 3],
+    calls: [u64; 4],
+    /// Descriptions set by a test; other tables are described as keyed by
+    /// `PK` and `SK` (strings), `ACTIVE`, without indexes.
+    described: BTreeMap<String, TableDescription>,
 }
 
 impl State {
@@ -139,6 +146,14 @@ impl Memory {
     /// Creates an empty table (a no-op when it exists).
     pub fn create_table(&self, name: &str) {
         self.lock().tables.entry(name.to_string()).or_default();
+    }
+
+    /// Creates the table (when missing) and describes it as `desc` from now
+    /// on (its indexes, status, key schema).
+    pub fn describe_as(&self, name: &str, desc: TableDescription) {
+        let mut st = self.lock();
+        st.tables.entry(name.to_string()).or_default();
+        st.described.insert(name.to_string(), desc);
     }
 
     /// Puts an item given in DynamoDB's wire JSON, creating the table.
@@ -278,6 +293,47 @@ impl Memory {
     }
 }
 
+/// A table keyed by `PK` and `SK` (strings), `ACTIVE`, holding `items`.
+pub fn pk_sk_description(name: &str, items: usize) -> TableDescription {
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("name and key type are set")
+    };
+    TableDescription::builder()
+        .table_name(name)
+        .table_status(TableStatus::Active)
+        .attribute_definitions(attr("PK"))
+        .attribute_definitions(attr("SK"))
+        .key_schema(key("PK", KeyType::Hash))
+        .key_schema(key("SK", KeyType::Range))
+        .item_count(items as i64)
+        .build()
+}
+
+impl Memory {
+    fn do_describe(&self, table: &str) -> std::result::Result<Option<TableDescription>, Failed> {
+        let mut st = self.lock();
+        st.admit(Op::Describe, 0, 0, "DescribeTable")?;
+        let Some(items) = st.tables.get(table).map(BTreeMap::len) else {
+            return Ok(None);
+        };
+        Ok(Some(match st.described.get(table) {
+            Some(d) => d.clone(),
+            None => pk_sk_description(table, items),
+        }))
+    }
+}
+
 impl Target for Memory {
     fn write<'a>(&'a self, table: &'a str, writes: &'a [(u64, Write)]) -> Call<'a, Vec<AvItem>> {
         Box::pin(std::future::ready(self.do_write(table, writes)))
@@ -293,5 +349,9 @@ impl Target for Memory {
         keys: Vec<AvItem>,
     ) -> Call<'a, (Vec<AvItem>, Vec<AvItem>)> {
         Box::pin(std::future::ready(self.do_get(table, keys)))
+    }
+
+    fn describe<'a>(&'a self, table: &'a str) -> Call<'a, Option<TableDescription>> {
+        Box::pin(std::future::ready(self.do_describe(table)))
     }
 }

@@ -4,7 +4,7 @@
 //! ([`RawPage`]) without the SDK decoding them.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TableDescription};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 
@@ -125,6 +125,21 @@ impl Target for Sdk {
                 .map(|k| k.keys().to_vec())
                 .unwrap_or_default();
             Ok((found, left))
+        })
+    }
+
+    fn describe<'a>(&'a self, table: &'a str) -> Call<'a, Option<TableDescription>> {
+        Box::pin(async move {
+            match self.0.describe_table().table_name(table).send().await {
+                Ok(out) => Ok(out.table),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(Failed::of(&e)),
+            }
         })
     }
 }

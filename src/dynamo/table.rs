@@ -1,30 +1,36 @@
-//! The table check before any write: the table exists with the key
-//! schema every entity uses.
+//! Describing a table over the seam (retried), and the table check before
+//! any write: the table exists with the key schema every entity uses.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{KeyType, ScalarAttributeType, TableDescription};
 
 use crate::error::{Error, Result};
 
 use super::*;
 
-/// Checks that `table` exists with key schema `PK` (S, HASH) + `SK` (S, RANGE).
-pub async fn check_table(client: &Client, table: &str, policy: &RetryPolicy) -> Result<()> {
-    let out = retrying(policy, &format!("table {table}"), || {
-        client.describe_table().table_name(table).send()
+/// The table's description, `None` when it does not exist; throttles and
+/// transient failures are retried.
+pub async fn describe_table(
+    target: &dyn Target,
+    table: &str,
+    policy: &RetryPolicy,
+) -> Result<Option<TableDescription>> {
+    retry_failed(policy, &format!("DescribeTable {table}"), || {
+        target.describe(table)
     })
     .await
-    .map_err(|e| match e {
-        Error::Target(m) if m.contains("ResourceNotFound") => Error::Target(format!(
-            "table {table} does not exist (at the configured endpoint and region)"
-        )),
-        other => other,
-    })?;
-    let desc = out
-        .table()
-        .ok_or_else(|| Error::Target(format!("table {table}: no description")))?;
+}
+
+/// Checks that `table` exists with key schema `PK` (S, HASH) + `SK` (S, RANGE).
+pub async fn check_table(target: &dyn Target, table: &str, policy: &RetryPolicy) -> Result<()> {
+    let desc = describe_table(target, table, policy)
+        .await?
+        .ok_or_else(|| {
+            Error::Target(format!(
+                "table {table} does not exist (at the configured endpoint and region)"
+            ))
+        })?;
     let types: HashMap<&str, &ScalarAttributeType> = desc
         .attribute_definitions()
         .iter()

@@ -1,6 +1,7 @@
-//! The seam in front of the table store: the three calls load, sync, verify,
-//! rollback and the baseline make of it (one `BatchWriteItem`, one Scan page,
-//! one `BatchGetItem`), each a single attempt whose failure is classified.
+//! The seam in front of the table store: the calls load, sync, verify,
+//! rollback, the baseline and the pre-flight checks make of it (one
+//! `BatchWriteItem`, one Scan page, one `BatchGetItem`, one `DescribeTable`),
+//! each a single attempt whose failure is classified.
 //!
 //! Everything above the seam is the same whatever answers: the retry drivers
 //! ([`write_batch`], [`scan`], [`batch_get`]) decide retries, re-send only
@@ -12,6 +13,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::TableDescription;
 
 use super::*;
 
@@ -48,6 +51,10 @@ pub trait Target: Send + Sync {
     /// the items found and the keys left unprocessed.
     fn get<'a>(&'a self, table: &'a str, keys: Vec<AvItem>)
     -> Call<'a, (Vec<AvItem>, Vec<AvItem>)>;
+
+    /// One `DescribeTable`: the table's description, `None` when it does
+    /// not exist.
+    fn describe<'a>(&'a self, table: &'a str) -> Call<'a, Option<TableDescription>>;
 }
 
 /// The target of a run, shared by every task that calls it.

@@ -261,3 +261,50 @@ async fn memory_keeps_the_limits_dynamodb_keeps() {
     let keys: Vec<AvItem> = (0..101).map(|i| key(&format!("P{i}"), "S")).collect();
     assert_eq!(m.get("t", keys).await.unwrap_err().class, Class::Refused);
 }
+
+#[tokio::test]
+async fn a_table_is_described_and_checked_through_the_seam() {
+    use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType, TableDescription};
+    let m = Memory::new();
+    assert!(describe_table(&m, "T", &policy()).await.unwrap().is_none());
+    let missing = check_table(&m, "T", &policy()).await.unwrap_err();
+    assert!(
+        missing.to_string().contains("table T does not exist"),
+        "{missing}"
+    );
+
+    // Throttled twice, then answered: retried, and the table passes.
+    m.create_table("T");
+    for _ in 0..2 {
+        m.fail_next(
+            Op::Describe,
+            Fault::Fail(Class::Throttled, "ThrottlingException".into()),
+        );
+    }
+    let before = m.calls(Op::Describe);
+    check_table(&m, "T", &policy()).await.unwrap();
+    assert_eq!(m.calls(Op::Describe) - before, 3);
+
+    // A terminal failure is not retried.
+    m.fail_next(
+        Op::Describe,
+        Fault::Fail(Class::Terminal, "AccessDeniedException".into()),
+    );
+    let denied = check_table(&m, "T", &policy()).await.unwrap_err();
+    assert!(denied.to_string().contains("AccessDenied"), "{denied}");
+
+    // A table keyed otherwise is refused, naming what it found.
+    let id = KeySchemaElement::builder()
+        .attribute_name("id")
+        .key_type(KeyType::Hash)
+        .build()
+        .unwrap();
+    m.describe_as("T", TableDescription::builder().key_schema(id).build());
+    let other = check_table(&m, "T", &policy()).await.unwrap_err();
+    assert!(
+        other
+            .to_string()
+            .contains("expected key schema PK (S, HASH)"),
+        "{other}"
+    );
+}

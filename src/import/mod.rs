@@ -69,12 +69,12 @@ pub async fn preflight(ctx: &Ctx, cp: &Checkpoint, entities: &[&'static Entity])
     }
     let bucket = bucket(ctx)?;
     let policy = RetryPolicy::from_config(&ctx.config.migration);
-    let client = ctx.dynamo().await;
+    let target = ctx.target().await;
     for e in entities {
         let spec = spec(ctx, e)?;
         let requested = this_runs_import(cp, e.name).is_some_and(|s| s.requested);
         if !requested
-            && tables::describe(client, &spec.name, &policy)
+            && crate::dynamo::describe_table(&*target, &spec.name, &policy)
                 .await?
                 .is_some()
         {
@@ -173,7 +173,7 @@ pub async fn load(
     }
     if state.arn.is_none() {
         if !state.requested
-            && tables::describe(&client, &spec.name, &policy)
+            && crate::dynamo::describe_table(&*ctx.target().await, &spec.name, &policy)
                 .await?
                 .is_some()
         {

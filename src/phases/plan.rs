@@ -19,24 +19,51 @@ use crate::progress::thousands;
 use crate::tables;
 
 /// One row of the plan.
-struct Row {
-    entity: &'static str,
-    table: String,
-    items: u64,
-    requests: u64,
-    units: u64,
-    secs: f64,
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub entity: &'static str,
+    pub table: String,
+    /// Items the load would send (puts and, in sync mode, deletes).
+    pub items: u64,
+    pub requests: u64,
+    pub units: u64,
+    pub secs: f64,
     /// What the estimate rests on, one line each (docs/tables.md).
-    assumptions: Vec<String>,
+    pub assumptions: Vec<String>,
     /// Sync mode: the difference the items and units are of.
-    sync: Option<SyncCounts>,
+    pub sync: Option<SyncCounts>,
 }
 
 /// Prints the load plan of `entities`: everything is measured first, then
 /// the table is printed in one piece (nothing logged between its rows).
 pub async fn print(ctx: &Ctx, entities: &[&'static Entity]) -> Result<()> {
     let m = &ctx.config.migration;
-    let client = ctx.dynamo().await;
+    let (rows, import_rows) = plan(ctx, entities).await?;
+    println!("{}", table(m.batch_size, m.concurrency, &rows));
+    if ctx.config.target.load_via == LoadVia::S3Import {
+        let t = &ctx.config.target.import;
+        let prefix = if t.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", t.prefix)
+        };
+        let destination = format!("s3://{}/{prefix}", t.bucket.as_deref().unwrap_or("?"));
+        println!("{}", import::estimate::table(&import_rows, &destination));
+    }
+    Ok(())
+}
+
+/// The S3 import's sizes of one entity, when the load goes that way.
+type ImportRow = (&'static str, import::estimate::Row);
+
+/// Measures the plan of `entities` against the target: one row each, and
+/// the import's sizes when the load goes through S3.
+pub(crate) async fn plan(
+    ctx: &Ctx,
+    entities: &[&'static Entity],
+) -> Result<(Vec<Row>, Vec<ImportRow>)> {
+    let m = &ctx.config.migration;
+    let target = ctx.target().await;
     let policy = RetryPolicy::from_config(m);
     let mut rows = Vec::new();
     let via_import = ctx.config.target.load_via == LoadVia::S3Import;
@@ -60,7 +87,7 @@ pub async fn print(ctx: &Ctx, entities: &[&'static Entity]) -> Result<()> {
         // The table's indexes and throughput; the call's round trip, measured,
         // stands for the client's share of one BatchWriteItem request.
         let t = Instant::now();
-        let desc = tables::describe(client, table, &policy).await?;
+        let desc = crate::dynamo::describe_table(&*target, table, &policy).await?;
         let rtt = t.elapsed().max(Duration::from_millis(1));
         let mut tally = Tally::new(&spec, desc.as_ref(), reader.manifest().records);
         let mut buf = String::new();
@@ -106,18 +133,7 @@ pub async fn print(ctx: &Ctx, entities: &[&'static Entity]) -> Result<()> {
             sync: sync.map(|d| d.counts),
         });
     }
-    println!("{}", table(m.batch_size, m.concurrency, &rows));
-    if via_import {
-        let t = &ctx.config.target.import;
-        let prefix = if t.prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", t.prefix)
-        };
-        let destination = format!("s3://{}/{prefix}", t.bucket.as_deref().unwrap_or("?"));
-        println!("{}", import::estimate::table(&import_rows, &destination));
-    }
-    Ok(())
+    Ok((rows, import_rows))
 }
 
 /// The plan as one table, numbers with thousands separators.

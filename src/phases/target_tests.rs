@@ -38,8 +38,12 @@ fn buyer(i: u32, name: &str) -> String {
 }
 
 fn ctx(dir: &Path, run_id: &str, target: &SharedTarget) -> Ctx {
+    ctx_with(config(dir), dir, run_id, target)
+}
+
+fn ctx_with(config: Config, dir: &Path, run_id: &str, target: &SharedTarget) -> Ctx {
     let ctx = Ctx::standalone(
-        config(dir),
+        config,
         dir.to_path_buf(),
         Progress::new(true),
         Arc::new(AtomicBool::new(false)),
@@ -49,14 +53,31 @@ fn ctx(dir: &Path, run_id: &str, target: &SharedTarget) -> Ctx {
     ctx
 }
 
+/// Writes the validated artifact of buyers `ids` (named `Buyer <i>`).
+fn validated(dir: &Path, run_id: &str, ids: impl Iterator<Item = u32>) {
+    let path = crate::ctx::artifact_path(dir, Phase::Validate, "buyers");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = ArtifactWriter::create(&path, run_id, "validate", "buyers").unwrap();
+    for i in ids {
+        w.write_raw_line(buyer(i, &format!("Buyer {i}")).as_bytes())
+            .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let tmp = std::env::temp_dir().join(format!("migrate-phases-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    tmp
+}
+
 fn buyers() -> &'static Entity {
     crate::entities::find("buyers").unwrap()
 }
 
 #[tokio::test]
 async fn load_verify_and_rollback_through_the_in_memory_target() {
-    let tmp = std::env::temp_dir().join(format!("migrate-phases-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = temp_dir();
     let dir = tmp.as_path();
     let memory = Arc::new(Memory::new());
     // Before the migration: buyer 0 as an earlier load left it, and an
@@ -76,14 +97,7 @@ async fn load_verify_and_rollback_through_the_in_memory_target() {
         },
         None,
     );
-    let path = crate::ctx::artifact_path(dir, Phase::Validate, "buyers");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut w = ArtifactWriter::create(&path, &cp.run_id, "validate", "buyers").unwrap();
-    for i in 0..50 {
-        w.write_raw_line(buyer(i, &format!("Buyer {i}")).as_bytes())
-            .unwrap();
-    }
-    w.finish().unwrap();
+    validated(dir, &cp.run_id, 0..50);
 
     let run = ctx(dir, &cp.run_id.clone(), &target);
     let mut step = Step::start(&run.run_id);
@@ -153,5 +167,70 @@ async fn load_verify_and_rollback_through_the_in_memory_target() {
             .contains("Edited")
     );
     assert!(memory.item(TABLE, "USER#x", "METADATA").is_some());
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[tokio::test]
+async fn the_dry_run_plans_puts_or_only_the_changes() {
+    let tmp = temp_dir();
+    let dir = tmp.as_path();
+    let memory = Arc::new(Memory::new());
+    let target: SharedTarget = memory.clone();
+    validated(dir, "plan-t", 0..60);
+
+    // Put mode: every validated item, 25 a request, 1 write unit each.
+    memory.create_table(TABLE);
+    let run = ctx(dir, "plan-t", &target);
+    let (rows, _) = super::plan::plan(&run, &[buyers()]).await.unwrap();
+    let row = &rows[0];
+    assert_eq!((row.items, row.requests, row.units), (60, 3, 60), "{row:?}");
+    assert!(row.sync.is_none());
+
+    // Sync mode against a table holding 50 of them, one edited since, and
+    // one the source no longer has: only the difference is planned, and
+    // nothing is written.
+    for i in 0..50 {
+        let name = if i == 7 {
+            "Edited".into()
+        } else {
+            format!("Buyer {i}")
+        };
+        memory.put_json(TABLE, &buyer(i, &name));
+    }
+    memory.put_json(TABLE, &buyer(99, "Gone"));
+    let mut config = config(dir);
+    config.migration.load_mode = crate::config::LoadMode::Sync;
+    let run = ctx_with(config, dir, "plan-t", &target);
+    let writes_before = memory.calls(crate::dynamo::Op::Write);
+    let (rows, _) = super::plan::plan(&run, &[buyers()]).await.unwrap();
+    let row = &rows[0];
+    let c = row.sync.expect("sync counts");
+    assert_eq!(
+        (c.new, c.changed, c.unchanged, c.deleted, c.foreign),
+        (10, 1, 49, 1, 0),
+        "{row:?}"
+    );
+    assert_eq!((row.items, row.requests), (12, 1), "{row:?}");
+    assert_eq!(memory.calls(crate::dynamo::Op::Write), writes_before);
+    assert_eq!(memory.items(TABLE).len(), 51);
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[tokio::test]
+async fn the_index_check_names_a_missing_index_before_anything_is_written() {
+    let memory = Arc::new(Memory::new());
+    let tmp = temp_dir();
+    let config = config(&tmp);
+    let sales = crate::entities::find("sales").unwrap();
+    let table = config.target.table_for("sales", &config.path).unwrap();
+    memory.create_table(table);
+    let policy = crate::dynamo::RetryPolicy::from_config(&config.migration);
+    let err = crate::preflight::indexes::check(&*memory, &config, &[sales], &policy)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&format!("table {table} (sales)")), "{text}");
+    assert!(text.contains("GSI1") && text.contains("GSI2"), "{text}");
+    assert_eq!(memory.calls(crate::dynamo::Op::Write), 0);
     std::fs::remove_dir_all(&tmp).unwrap();
 }

@@ -6,11 +6,10 @@
 //! (docs/checks.md). A difference stops the command with exit 2, naming the
 //! table, the index and the difference, before anything is written.
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{IndexStatus, TableDescription};
 
 use crate::config::Config;
-use crate::dynamo::RetryPolicy;
+use crate::dynamo::{self, RetryPolicy, Target};
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::tables::{self, TableSpec};
@@ -52,7 +51,7 @@ pub fn differences(
 /// Checks the declared indexes of every entity of the command; returns one
 /// line per entity for the log (and the dry run).
 pub async fn check(
-    client: &Client,
+    target: &dyn Target,
     config: &Config,
     entities: &[&'static Entity],
     policy: &RetryPolicy,
@@ -65,7 +64,7 @@ pub async fn check(
             continue;
         }
         let table = config.target.table_for(e.name, &config.path)?;
-        let Some(desc) = tables::describe(client, table, policy).await? else {
+        let Some(desc) = dynamo::describe_table(target, table, policy).await? else {
             // A missing table is the table check's to report (exit 1, naming
             // it), as it was before indexes were checked.
             continue;

@@ -22,19 +22,7 @@ pub async fn describe(
     name: &str,
     policy: &RetryPolicy,
 ) -> Result<Option<TableDescription>> {
-    dynamo::retrying(policy, &format!("DescribeTable {name}"), || async {
-        match client.describe_table().table_name(name).send().await {
-            Ok(out) => Ok(out.table),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    })
-    .await
+    dynamo::describe_table(&dynamo::Sdk(client.clone()), name, policy).await
 }
 
 fn sdk_scalar(kind: Scalar) -> ScalarAttributeType {
