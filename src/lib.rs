@@ -25,33 +25,37 @@
 //!   encrypted data directory (age files, `migration.artifactKey`).
 //! - [`report`] (the JSON reports and the HTML page), [`progress`],
 //!   [`logging`], [`status`], [`metrics`]: what the operator sees.
+//!
+//! Only what the binary and the integration tests use is public; the
+//! phases, the artifact format, the fingerprints and the other inner
+//! modules are `pub(crate)`, so the compiler reports their dead code.
 
-pub mod artifact;
+pub(crate) mod artifact;
 pub mod backup;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod crypt;
-pub mod ctx;
+pub(crate) mod ctx;
 pub mod dynamo;
 pub mod entities;
 pub mod error;
-pub mod fingerprint;
+pub(crate) mod fingerprint;
 pub mod import;
-pub mod json;
-pub mod limits;
+pub(crate) mod json;
+pub(crate) mod limits;
 pub mod lock;
 pub mod logging;
 pub mod mapping;
 pub mod metrics;
-pub mod parallel;
-pub mod phases;
-pub mod pipeline;
-pub mod pitr;
-pub mod preflight;
+pub(crate) mod parallel;
+pub(crate) mod phases;
+pub(crate) mod pipeline;
+pub(crate) mod pitr;
+pub(crate) mod preflight;
 pub mod progress;
 pub mod purge;
-pub mod rate;
+pub(crate) mod rate;
 pub mod report;
 pub mod runner;
 pub mod source;

@@ -133,6 +133,7 @@ pub fn fingerprint(item: &Item) -> u64 {
 
 /// The fingerprint of an SDK item: equal to `fingerprint(&item_from_av(item))`
 /// without building the JSON value.
+#[cfg(test)]
 pub fn fingerprint_av(item: &dynamo::AvItem) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     av_item_into(item, &mut h);
@@ -358,6 +359,7 @@ pub fn stable_av(item: &dynamo::AvItem) -> u128 {
 
 /// The stable fingerprint of an artifact line (plain JSON): equal to
 /// [`stable_wire`] of the item the load sends for it.
+#[cfg(test)]
 pub fn stable_line(line: &str) -> serde_json::Result<u128> {
     let item = Obj::parse(line)?;
     let mut h = Stable::new();

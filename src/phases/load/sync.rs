@@ -43,8 +43,6 @@ pub struct Diff {
     pub changes_sha256: String,
     /// The before-images (`None` for a dry run, which writes none).
     pub before: Option<BackupInfo>,
-    /// Write units of the changes (the rate cap's measure).
-    pub units: u64,
 }
 
 /// `data/changes/<entity>.jsonl`.
@@ -77,7 +75,6 @@ pub async fn diff(
         .await
         .map_err(|e| Error::Incomplete(format!("the artifact reader of {name} failed: {e}")))??;
     let owned = Owned::load(&ctx.data_dir, entity)?;
-    let indexes = entity.table.indexes;
 
     let changes = changes_path(ctx, name);
     let mut out = ArtifactWriter::create(&changes, &ctx.run_id, "sync", name)?;
@@ -94,7 +91,6 @@ pub async fn diff(
     };
     let mut state = vec![UNSEEN; expected.len()];
     let mut counts = SyncCounts::default();
-    let mut units = 0u64;
 
     let bar = ctx.progress.bar(name, "sync diff", Some(records));
     let mut pages = dynamo::scan(
@@ -133,9 +129,6 @@ pub async fn diff(
                         b.write_raw_line(wire.as_bytes())?;
                     }
                     let key = serde_json::json!({"PK": pk, "SK": sk});
-                    units += u64::from(
-                        Write::delete_in(key.as_object().expect("an object"), indexes).units,
-                    );
                     out.write(&serde_json::json!({ "delete": key }))?;
                 }
                 Err(_) => counts.foreign += 1,
@@ -169,8 +162,6 @@ pub async fn diff(
             CHANGED => counts.changed += 1,
             _ => counts.new += 1,
         }
-        units += put_units(&buf, indexes)
-            .map_err(|e| Error::artifact(&input, format!("line {}: {e}", reader.line_no())))?;
         line.clear();
         line.extend_from_slice(br#"{"put":"#);
         line.extend_from_slice(buf.as_bytes());
@@ -206,7 +197,6 @@ pub async fn diff(
         changes,
         changes_sha256: manifest.sha256,
         before,
-        units,
     })
 }
 
@@ -233,10 +223,6 @@ fn expected(mut reader: ArtifactReader) -> Result<Vec<(u128, u64)>> {
         ));
     }
     Ok(out)
-}
-
-fn put_units(line: &str, indexes: &[Index]) -> serde_json::Result<u64> {
-    Ok(u64::from(Write::put_json_in(line, indexes)?.units))
 }
 
 /// A string attribute of an item in wire JSON.
@@ -271,9 +257,9 @@ pub fn put_text(line: &str) -> std::result::Result<Option<&str>, String> {
     Ok(change.put.map(RawValue::get))
 }
 
-/// The item (a put) or the key (a delete) a changes line names, for the
-/// failed file.
-pub fn item_of(line: &str) -> Option<serde_json::Value> {
+/// The item (a put) or the key (a delete) a changes line names.
+#[cfg(test)]
+fn item_of(line: &str) -> Option<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     v.get("put").or_else(|| v.get("delete")).cloned()
 }

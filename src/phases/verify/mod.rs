@@ -38,8 +38,8 @@ pub mod indexes;
 mod scan;
 
 use batch_get::*;
+pub use compare::differences;
 use compare::*;
-pub use compare::{differences, same_value};
 use scan::*;
 
 /// How many examples of each kind of difference the report lists.
