@@ -15,27 +15,27 @@ pub async fn batch_get(
     assert!(keys.len() <= MAX_BATCH_GET_KEYS);
     let mut found = Vec::with_capacity(keys.len());
     let mut pending = keys;
-    let mut rng = fastrand::Rng::new();
-    let mut attempt = 0;
+    let mut retries = Retries::new(policy, None);
     while !pending.is_empty() {
-        let (items, left) = retry_failed(policy, &format!("batch get from {table}"), || {
-            target.get(table, pending.clone())
-        })
-        .await?;
+        let (items, left) = match target.get(table, pending.clone()).await {
+            Ok(answer) => answer,
+            Err(failed) => match retries.failed(failed).await {
+                Ok(()) => continue,
+                Err(f) => {
+                    return Err(Error::Target(format!(
+                        "batch get from {table}: {}",
+                        f.message
+                    )));
+                }
+            },
+        };
         found.extend(items);
-        if !left.is_empty() {
-            attempt += 1;
-            if left.len() < pending.len() {
-                attempt = 1;
-            }
-            if attempt > policy.max_retries {
-                return Err(Error::Target(format!(
-                    "batch get from {table}: {} keys still unprocessed after {} retries",
-                    left.len(),
-                    policy.max_retries
-                )));
-            }
-            tokio::time::sleep(policy.delay(attempt, &mut rng)).await;
+        if !left.is_empty() && !retries.partial(pending.len(), left.len()).await {
+            return Err(Error::Target(format!(
+                "batch get from {table}: {} keys still unprocessed after {} retries",
+                left.len(),
+                policy.max_retries
+            )));
         }
         pending = left;
     }

@@ -1,6 +1,11 @@
 //! Retries: the policy (capped exponential backoff with full jitter, the
-//! rate cap), and the loop that retries scans, gets and table checks.
+//! rate cap) and [`Retries`], the one driver every call's loop asks after
+//! an attempt — whole-request retries (throttles, 5xx, timeouts) and
+//! partial ones (the unprocessed part of a batch) alike, counted the same
+//! way for writes, gets, Scan pages and table descriptions
+//! (docs/design.md, "The Target seam").
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -112,7 +117,8 @@ impl Failed {
     }
 }
 
-/// [`retrying`] for an operation that classifies its own failures.
+/// [`retrying`] for an operation that classifies its own failures: the
+/// whole request is sent again after each retryable failure.
 pub(super) async fn retry_failed<T, F, Fut>(
     policy: &RetryPolicy,
     what: &str,
@@ -122,18 +128,94 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, Failed>>,
 {
-    let mut rng = fastrand::Rng::new();
-    let mut attempt = 0;
+    let mut retries = Retries::new(policy, None);
     loop {
         match op().await {
             Ok(v) => return Ok(v),
             Err(failed) => {
-                attempt += 1;
-                if !failed.class.retryable() || attempt > policy.max_retries {
+                if let Err(failed) = retries.failed(failed).await {
                     return Err(Error::Target(format!("{what}: {}", failed.message)));
                 }
-                tokio::time::sleep(policy.delay(attempt, &mut rng)).await;
             }
         }
+    }
+}
+
+/// The retry budget, backoff and counters of one request's attempts. A
+/// driver sends, then tells it what came back: a failure ([`Retries::failed`])
+/// or a partial answer ([`Retries::partial`]); it waits before the next
+/// attempt, or says the request must stop. An attempt that made progress (a
+/// smaller unprocessed part) starts the budget again.
+pub(super) struct Retries<'a> {
+    policy: &'a RetryPolicy,
+    stats: Option<&'a WriteStats>,
+    rng: fastrand::Rng,
+    attempt: u32,
+}
+
+impl<'a> Retries<'a> {
+    /// Counts into `stats` when given (a load's, a rollback's).
+    pub(super) fn new(policy: &'a RetryPolicy, stats: Option<&'a WriteStats>) -> Self {
+        Retries {
+            policy,
+            stats,
+            rng: fastrand::Rng::new(),
+            attempt: 0,
+        }
+    }
+
+    /// After a failed attempt: counts it by class, then waits and returns
+    /// `Ok` to send the whole request again, or hands the failure back when
+    /// it is not retryable or the budget is spent.
+    pub(super) async fn failed(&mut self, failed: Failed) -> std::result::Result<(), Failed> {
+        if let Some(s) = self.stats {
+            let counter = match failed.class {
+                Class::Throttled => Some(&s.throttled),
+                Class::Transient if failed.timeout => Some(&s.timeouts),
+                Class::Transient => Some(&s.server_errors),
+                Class::Refused | Class::Terminal => None,
+            };
+            if let Some(c) = counter {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if !failed.class.retryable() {
+            return Err(failed);
+        }
+        match self.wait().await {
+            true => Ok(()),
+            false => Err(failed),
+        }
+    }
+
+    /// After an attempt that left `left` of the `sent` requests unprocessed:
+    /// counts them, then waits and returns `true` to send only those again,
+    /// or `false` when the budget is spent.
+    pub(super) async fn partial(&mut self, sent: usize, left: usize) -> bool {
+        if let Some(s) = self.stats {
+            s.unprocessed_items
+                .fetch_add(left as u64, Ordering::Relaxed);
+        }
+        if left < sent {
+            self.attempt = 0;
+        }
+        self.wait().await
+    }
+
+    /// One more attempt: waits its backoff and returns `true`, or `false`
+    /// past `max_retries`.
+    async fn wait(&mut self) -> bool {
+        self.attempt += 1;
+        if self.attempt > self.policy.max_retries {
+            return false;
+        }
+        let wait = self.policy.delay(self.attempt, &mut self.rng);
+        if let Some(s) = self.stats {
+            s.retries.fetch_add(1, Ordering::Relaxed);
+            s.wait_ms
+                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        }
+        tokio::time::sleep(wait).await;
+        true
     }
 }

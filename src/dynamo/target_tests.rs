@@ -308,3 +308,35 @@ async fn a_table_is_described_and_checked_through_the_seam() {
         "{other}"
     );
 }
+
+#[tokio::test]
+async fn gets_retry_failures_and_unprocessed_keys_on_one_budget() {
+    let m = memory("t");
+    for i in 0..3u64 {
+        let (_, w) = put(i);
+        m.put_wire("t", w.item_wire().unwrap());
+    }
+    let keys: Vec<AvItem> = (0..3)
+        .map(|i| key(&format!("BUYER#{i:03}"), "METADATA"))
+        .collect();
+
+    // A throttle, then 2 keys left, then 1 (progress), then a 5xx: every
+    // key comes back, in five calls.
+    m.fail_next(
+        Op::Get,
+        Fault::Fail(Class::Throttled, "ThrottlingException".into()),
+    );
+    m.fail_next(Op::Get, Fault::Unprocessed(2));
+    m.fail_next(Op::Get, Fault::Unprocessed(1));
+    m.fail_next(Op::Get, Fault::Fail(Class::Transient, "HTTP 500".into()));
+    let found = batch_get(&m, "t", keys.clone(), &policy()).await.unwrap();
+    assert_eq!(found.len(), 3);
+    assert_eq!(m.calls(Op::Get), 5);
+
+    // Four failures in a row spend the budget of three retries.
+    for _ in 0..4 {
+        m.fail_next(Op::Get, Fault::Fail(Class::Transient, "HTTP 503".into()));
+    }
+    let err = batch_get(&m, "t", keys, &policy()).await.unwrap_err();
+    assert!(err.to_string().contains("HTTP 503"), "{err}");
+}

@@ -144,10 +144,9 @@ pub async fn write_batch(
         entries.len() <= MAX_BATCH_WRITE_ITEMS,
         "batch larger than DynamoDB allows"
     );
-    let mut rng = fastrand::Rng::new();
+    let mut retries = Retries::new(policy, Some(stats));
     let mut pending = entries;
     let mut outcome = BatchOutcome::default();
-    let mut attempt = 0u32;
     while !pending.is_empty() {
         let units: u64 = pending.iter().map(|(_, w)| u64::from(w.units)).sum();
         if let Some(cap) = &policy.rate {
@@ -155,76 +154,55 @@ pub async fn write_batch(
         }
         stats.write_units.fetch_add(units, Ordering::Relaxed);
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let result = target.write(table, &pending).await;
-        let last_error;
-        match result {
+        let last_error = match target.write(table, &pending).await {
+            Ok(unprocessed) if unprocessed.is_empty() => {
+                outcome.written += pending.len() as u64;
+                return Ok(outcome);
+            }
             Ok(unprocessed) => {
-                if unprocessed.is_empty() {
-                    outcome.written += pending.len() as u64;
-                    return Ok(outcome);
-                }
-                let before = pending.len();
+                let sent = pending.len();
                 let (retry, done): (Vec<_>, Vec<_>) = pending
                     .into_iter()
                     .partition(|(_, w)| unprocessed.iter().any(|u| key_matches(u, &w.key)));
                 outcome.written += done.len() as u64;
-                stats
-                    .unprocessed_items
-                    .fetch_add(retry.len() as u64, Ordering::Relaxed);
                 pending = retry;
-                if pending.len() < before {
-                    attempt = 0;
+                if retries.partial(sent, pending.len()).await {
+                    continue;
                 }
-                attempt += 1;
-                last_error = format!(
+                format!(
                     "still in UnprocessedItems after {} retries",
                     policy.max_retries
-                );
+                )
             }
-            Err(failed) => {
-                match failed.class {
-                    Class::Throttled => stats.throttled.fetch_add(1, Ordering::Relaxed),
-                    Class::Transient if failed.timeout => {
-                        stats.timeouts.fetch_add(1, Ordering::Relaxed)
-                    }
-                    Class::Transient => stats.server_errors.fetch_add(1, Ordering::Relaxed),
-                    Class::Refused => {
-                        return Err(BatchError::Refused {
-                            written: outcome.written,
-                            entries: pending,
-                            message: failed.message,
-                        });
-                    }
-                    Class::Terminal => {
-                        let (index, w) = &pending[0];
-                        let key = &w.key;
-                        return Err(BatchError::Terminal(Terminal {
-                            message: format!(
-                                "table {table}: {} (first item of the batch: PK={}, SK={})",
-                                failed.message,
-                                av_str(key.get("PK")),
-                                av_str(key.get("SK"))
-                            ),
-                            first_index: *index,
-                        }));
-                    }
-                };
-                attempt += 1;
-                last_error = failed.message;
+            Err(failed) if failed.class == Class::Refused => {
+                return Err(BatchError::Refused {
+                    written: outcome.written,
+                    entries: pending,
+                    message: failed.message,
+                });
             }
-        }
-        if attempt > policy.max_retries {
-            outcome
-                .failed
-                .extend(pending.into_iter().map(|(i, _)| (i, last_error.clone())));
-            return Ok(outcome);
-        }
-        let wait = policy.delay(attempt, &mut rng);
-        stats.retries.fetch_add(1, Ordering::Relaxed);
-        stats
-            .wait_ms
-            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-        tokio::time::sleep(wait).await;
+            Err(failed) if failed.class == Class::Terminal => {
+                let (index, w) = &pending[0];
+                let key = &w.key;
+                return Err(BatchError::Terminal(Terminal {
+                    message: format!(
+                        "table {table}: {} (first item of the batch: PK={}, SK={})",
+                        failed.message,
+                        av_str(key.get("PK")),
+                        av_str(key.get("SK"))
+                    ),
+                    first_index: *index,
+                }));
+            }
+            Err(failed) => match retries.failed(failed).await {
+                Ok(()) => continue,
+                Err(failed) => failed.message,
+            },
+        };
+        outcome
+            .failed
+            .extend(pending.into_iter().map(|(i, _)| (i, last_error.clone())));
+        return Ok(outcome);
     }
     Ok(outcome)
 }
