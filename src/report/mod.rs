@@ -1,12 +1,14 @@
 //! Reports under `data/reports/`: the JSON reports each phase updates per
 //! entity (atomically), and the one-screen summary printed after every run.
 //! The HTML page built from them is in [`html`] (its charts in [`svg`], the
-//! reports read back in [`files`]); the load's time series in [`series`].
+//! reports read back in [`files`]); the load's time series in [`series`];
+//! what each phase writes, as types, in [`sections`].
 
 pub mod config_view;
 pub mod files;
 pub mod html;
 mod load_view;
+pub mod sections;
 pub mod series;
 pub mod svg;
 pub mod verdict;
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::artifact::{read_json, write_json_atomic};
@@ -22,7 +25,9 @@ use crate::checkpoint::{Checkpoint, Phase, State};
 use crate::error::Result;
 
 /// Sets `entity`'s section of the report at `path`, keeping the others.
-pub fn update(path: &Path, run_id: &str, entity: &str, section: Value) -> Result<()> {
+pub fn update(path: &Path, run_id: &str, entity: &str, section: impl Serialize) -> Result<()> {
+    // The sections are structs and maps keyed by strings: they serialize.
+    let section = serde_json::to_value(section).expect("a report section serializes");
     let mut report: Map<String, Value> = if path.exists() {
         read_json(path)?
     } else {

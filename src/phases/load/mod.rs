@@ -31,7 +31,7 @@ use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats};
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Batch, Batcher, Control, Ended};
-use crate::report;
+use crate::report::{self, sections};
 
 mod failed;
 pub mod sync;
@@ -362,40 +362,40 @@ fn write_report(
         &ctx.report("load_report.json"),
         &ctx.run_id,
         entity.name,
-        json!({
-            "table": table,
-            "mode": if step.sync.is_some() { "sync" } else { "put" },
-            "items": step.records_in,
-            "confirmed": step.confirmed,
-            "written": step.written,
-            "failed": step.failed.unwrap_or(0) + unconfirmed_failed,
-            "failedUnconfirmed": unconfirmed_failed,
-            "failedFile": failed_path,
-            "requests": step.counts.map(|c| c.requests),
-            "throttled": step.counts.map(|c| c.throttled),
-            "serverErrors": step.counts.map(|c| c.server_errors),
-            "timeouts": step.counts.map(|c| c.timeouts),
-            "unprocessedItems": step.counts.map(|c| c.unprocessed_items),
-            "refused": step.counts.map(|c| c.refused),
-            "retries": step.counts.map(|c| c.retries),
-            "retryWaitMs": step.counts.map(|c| c.wait_ms),
-            "writeUnits": step.counts.map(|c| c.write_units),
-            "writeUnitsThisCommand": rate.units,
-            "writeUnitsPerSecond": (rate.per_second * 10.0).round() / 10.0,
-            "maxWriteUnitsPerSecond": rate.cap,
-            "seconds": step.elapsed_secs(),
-            "backup": step.backup,
-            "pointInTimeRecovery": step.pitr,
-            "sync": step.sync.as_ref().map(|s| json!({
-                "new": s.counts.new,
-                "changed": s.counts.changed,
-                "unchanged": s.counts.unchanged,
-                "deleted": s.counts.deleted,
-                "foreign": s.counts.foreign,
-                "changesFile": s.changes,
-                "beforeImages": s.before.path,
-            })),
-        }),
+        sections::Load {
+            table,
+            mode: if step.sync.is_some() { "sync" } else { "put" },
+            items: step.records_in,
+            confirmed: step.confirmed,
+            written: step.written,
+            failed: step.failed.unwrap_or(0) + unconfirmed_failed,
+            failed_unconfirmed: unconfirmed_failed,
+            failed_file: failed_path,
+            requests: step.counts.map(|c| c.requests),
+            throttled: step.counts.map(|c| c.throttled),
+            server_errors: step.counts.map(|c| c.server_errors),
+            timeouts: step.counts.map(|c| c.timeouts),
+            unprocessed_items: step.counts.map(|c| c.unprocessed_items),
+            refused: step.counts.map(|c| c.refused),
+            retries: step.counts.map(|c| c.retries),
+            retry_wait_ms: step.counts.map(|c| c.wait_ms),
+            write_units: step.counts.map(|c| c.write_units),
+            write_units_this_command: rate.units,
+            write_units_per_second: (rate.per_second * 10.0).round() / 10.0,
+            max_write_units_per_second: rate.cap,
+            seconds: step.elapsed_secs(),
+            backup: step.backup.as_ref(),
+            point_in_time_recovery: step.pitr.as_ref(),
+            sync: step.sync.as_ref().map(|s| sections::LoadSync {
+                new: s.counts.new,
+                changed: s.counts.changed,
+                unchanged: s.counts.unchanged,
+                deleted: s.counts.deleted,
+                foreign: s.counts.foreign,
+                changes_file: &s.changes,
+                before_images: &s.before.path,
+            }),
+        },
     )
 }
 

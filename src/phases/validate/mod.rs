@@ -13,8 +13,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::{KeySet, conserved, key_hash};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::{Phase, Step};
@@ -23,7 +21,7 @@ use crate::entities::{Entity, Reference};
 use crate::error::{Error, Result};
 use crate::json::Obj;
 use crate::parallel;
-use crate::report;
+use crate::report::{self, sections};
 
 mod rules;
 
@@ -283,20 +281,20 @@ pub async fn run(ctx: &Ctx, entity: &'static Entity, step: &mut Step) -> Result<
         &ctx.report("validation_report.json"),
         &ctx.run_id,
         entity.name,
-        json!({
-            "input": n,
-            "valid": m.records,
-            "rejected": rejected_count,
-            "recordsWithWarnings": warned_count,
-            "rejectsByReason": reject_counts,
-            "warningsByReason": warning_counts,
-            "files": {
-                "validated": ctx.artifact(Phase::Validate, entity.name),
-                "rejected": ctx.report(&format!("rejected/{}.jsonl", entity.name)),
-                "warnings": ctx.report(&format!("warnings/{}.jsonl", entity.name)),
+        sections::Validation {
+            input: n,
+            valid: m.records,
+            rejected: rejected_count,
+            records_with_warnings: warned_count,
+            rejects_by_reason: &reject_counts,
+            warnings_by_reason: &warning_counts,
+            files: sections::ValidationFiles {
+                validated: ctx.artifact(Phase::Validate, entity.name),
+                rejected: ctx.report(&format!("rejected/{}.jsonl", entity.name)),
+                warnings: ctx.report(&format!("warnings/{}.jsonl", entity.name)),
             },
-            "validatedSha256": m.sha256,
-        }),
+            validated_sha256: &m.sha256,
+        },
     )?;
     Ok(Vec::new())
 }

@@ -18,8 +18,6 @@
 
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::reconcile::{self, Tally};
 use super::{KeySet, key_hash};
 use crate::artifact::ArtifactReader;
@@ -30,7 +28,7 @@ use crate::dynamo::{self, RetryPolicy};
 use crate::entities::{self, Entity};
 use crate::error::{Error, Result};
 use crate::fingerprint::fingerprint_line;
-use crate::report;
+use crate::report::{self, sections};
 
 mod batch_get;
 mod compare;
@@ -197,31 +195,38 @@ pub async fn run(ctx: &Ctx, entity: &Entity, step: &mut Step) -> Result<Vec<Stri
         &ctx.report("verification_report.json"),
         &ctx.run_id,
         entity.name,
-        json!({
-            "table": table,
-            "method": match method { VerifyMethod::Scan => "scan", VerifyMethod::BatchGet => "batchGet" },
-            "ok": problems == 0 && unreconciled.is_none(),
-            "expected": f.expected,
-            "found": f.expected - f.missing,
-            "matched": f.matched,
-            "countByScan": f.counted,
-            "missing": f.missing,
-            "different": f.different,
-            "extra": f.extra,
-            "orphanReferences": f.orphans,
-            "indexes": indexes,
-            "reconciliation": reconciliation,
-            "foreign": f.foreign,
-            "examples": {
-                "missing": f.missing_examples,
-                "different": f.different_examples,
-                "extra": f.extra_examples,
-                "foreign": f.foreign_examples,
-                "orphanReferences": f.orphan_examples,
+        sections::Verification {
+            table: &table,
+            method: match method {
+                VerifyMethod::Scan => "scan",
+                VerifyMethod::BatchGet => "batchGet",
             },
-            "seconds": seconds,
-            "itemsPerSecond": if seconds > 0.0 { f.expected as f64 / seconds } else { 0.0 },
-        }),
+            ok: problems == 0 && unreconciled.is_none(),
+            expected: f.expected,
+            found: f.expected - f.missing,
+            matched: f.matched,
+            count_by_scan: f.counted,
+            missing: f.missing,
+            different: f.different,
+            extra: f.extra,
+            orphan_references: f.orphans,
+            indexes,
+            reconciliation,
+            foreign: f.foreign,
+            examples: sections::Examples {
+                missing: &f.missing_examples,
+                different: &f.different_examples,
+                extra: &f.extra_examples,
+                foreign: &f.foreign_examples,
+                orphan_references: &f.orphan_examples,
+            },
+            seconds,
+            items_per_second: if seconds > 0.0 {
+                f.expected as f64 / seconds
+            } else {
+                0.0
+            },
+        },
     )?;
     if problems == 0 && unreconciled.is_none() {
         tracing::info!(
