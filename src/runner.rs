@@ -267,20 +267,20 @@ async fn run_step(
         step.finished_at = None;
     }
     cp.put(entity.name, phase, step.clone())?;
-    let result = match phase {
-        Phase::Transform => phases::transform::run(ctx, entity, &mut step).await,
-        Phase::Validate => phases::validate::run(ctx, entity, &mut step).await,
-        Phase::Load => phases::load::run(ctx, cp, entity, &mut step).await,
-        Phase::Verify => phases::verify::run(ctx, entity, &mut step).await,
-        Phase::Extract => unreachable!("extract runs for all entities at once"),
+    let unit = phases::Unit {
+        ctx,
+        cp,
+        entity,
+        step: &mut step,
     };
+    let result = phases::run(phase, unit).await;
     step.finished_at = Some(Utc::now());
     release_memory();
     match result {
-        Ok(found) => {
+        Ok(outcome) => {
+            problems.extend(outcome.record(&mut step));
             step.state = State::Done;
             cp.put(entity.name, phase, step)?;
-            problems.extend(found);
             Ok(())
         }
         Err(e) => {

@@ -71,6 +71,24 @@ fn temp_dir() -> std::path::PathBuf {
     tmp
 }
 
+/// One phase of buyers as the runner runs it: the outcome recorded in the
+/// step; the problems.
+async fn unit(
+    phase: Phase,
+    ctx: &Ctx,
+    cp: &mut Checkpoint,
+    step: &mut Step,
+) -> crate::error::Result<Vec<String>> {
+    let unit = super::Unit {
+        ctx,
+        cp,
+        entity: buyers(),
+        step,
+    };
+    let outcome = super::run(phase, unit).await?;
+    Ok(outcome.record(step))
+}
+
 fn buyers() -> &'static Entity {
     crate::entities::find("buyers").unwrap()
 }
@@ -101,9 +119,7 @@ async fn load_verify_and_rollback_through_the_in_memory_target() {
 
     let run = ctx(dir, &cp.run_id.clone(), &target);
     let mut step = Step::start(&run.run_id);
-    let problems = super::load::run(&run, &mut cp, buyers(), &mut step)
-        .await
-        .unwrap();
+    let problems = unit(Phase::Load, &run, &mut cp, &mut step).await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!((step.written, step.failed), (Some(50), Some(0)));
     assert_eq!(memory.items(TABLE).len(), 51);
@@ -115,7 +131,7 @@ async fn load_verify_and_rollback_through_the_in_memory_target() {
     );
 
     let mut step = Step::start(&run.run_id);
-    let problems = super::verify::run(&run, buyers(), &mut step).await.unwrap();
+    let problems = unit(Phase::Verify, &run, &mut cp, &mut step).await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
         (step.records_in, step.records_out, step.rejected),
@@ -131,7 +147,7 @@ async fn load_verify_and_rollback_through_the_in_memory_target() {
     ];
     target.write(TABLE, &edits).await.unwrap();
     let mut step = Step::start(&run.run_id);
-    let problems = super::verify::run(&run, buyers(), &mut step).await.unwrap();
+    let problems = unit(Phase::Verify, &run, &mut cp, &mut step).await.unwrap();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].contains("1 missing, 1 different, 0 extra"),

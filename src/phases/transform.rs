@@ -6,11 +6,10 @@
 
 use serde_json::{Value, json};
 
-use super::conserved;
+use super::{Outcome, Unit, conserved};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
-use crate::checkpoint::{Phase, Step};
-use crate::ctx::Ctx;
-use crate::entities::{Entity, MapContext, Row};
+use crate::checkpoint::Phase;
+use crate::entities::{MapContext, Row};
 use crate::error::{Error, Result};
 use crate::parallel;
 
@@ -20,11 +19,12 @@ enum Out {
 }
 
 /// Transforms one entity; unmappable rows are reported, not a failure.
-pub async fn run(ctx: &Ctx, entity: &'static Entity, step: &mut Step) -> Result<Vec<String>> {
+pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
+    let (ctx, entity) = (unit.ctx, unit.entity);
     let input = ctx.artifact(Phase::Extract, entity.name);
     // Checked while it is read: the outputs are kept only if it was whole.
     let reader = ArtifactReader::open_streamed(&input)?;
-    step.input_sha256 = Some(reader.manifest().sha256.clone());
+    let input_sha256 = Some(reader.manifest().sha256.clone());
     let expected = reader.manifest().records;
     let bar = ctx
         .progress
@@ -97,14 +97,20 @@ pub async fn run(ctx: &Ctx, entity: &'static Entity, step: &mut Step) -> Result<
         return Err(e);
     }
     bar.finish();
-    step.records_in = n;
-    step.rejected = quarantine.records();
-    if step.rejected > 0 {
-        step.reasons.insert("unmappable".into(), step.rejected);
+    let rejected = quarantine.records();
+    let mut reasons = std::collections::BTreeMap::new();
+    if rejected > 0 {
+        reasons.insert("unmappable".to_string(), rejected);
     }
     let manifest = writer.finish()?;
     quarantine.finish()?;
-    step.records_out = manifest.records;
-    step.output_sha256 = Some(manifest.sha256);
-    Ok(Vec::new())
+    Ok(Outcome {
+        records_in: n,
+        records_out: manifest.records,
+        rejected,
+        input_sha256,
+        output_sha256: Some(manifest.sha256),
+        reasons,
+        ..Outcome::default()
+    })
 }

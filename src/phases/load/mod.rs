@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::{Outcome, Unit};
 use crate::artifact::ArtifactReader;
 use crate::backup;
 use crate::checkpoint::{Checkpoint, LastSync, Phase, Step, SyncInfo};
@@ -41,7 +42,29 @@ use failed::{enrich_failed, keep_failed_before, open_append};
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// Loads one entity.
-pub async fn run(
+pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
+    let Unit {
+        ctx,
+        cp,
+        entity,
+        step,
+    } = unit;
+    let problems = load(ctx, cp, entity, step).await?;
+    // The load kept its counts in the step as it went (they are its
+    // position); the outcome repeats them for the runner.
+    Ok(Outcome {
+        records_in: step.records_in,
+        records_out: step.records_out,
+        rejected: step.rejected,
+        warnings: step.warnings,
+        input_sha256: step.input_sha256.clone(),
+        output_sha256: step.output_sha256.clone(),
+        reasons: step.reasons.clone(),
+        problems,
+    })
+}
+
+async fn load(
     ctx: &Ctx,
     cp: &mut Checkpoint,
     entity: &Entity,

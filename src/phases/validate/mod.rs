@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{KeySet, conserved, key_hash};
+use super::{KeySet, Outcome, Unit, conserved, key_hash};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
-use crate::checkpoint::{Phase, Step};
+use crate::checkpoint::Phase;
 use crate::ctx::{Ctx, artifact_path};
 use crate::entities::{Entity, Reference};
 use crate::error::{Error, Result};
@@ -227,12 +227,13 @@ fn reference_ids(ctx: &Ctx, entity: &Entity) -> Result<Vec<(Reference, KeySet)>>
 /// values held by more than one record. When it finds none (the usual case)
 /// its outputs are kept and the input was read once; otherwise they are
 /// dropped and a second pass decides again with the duplicates known.
-pub async fn run(ctx: &Ctx, entity: &'static Entity, step: &mut Step) -> Result<Vec<String>> {
+pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
+    let (ctx, entity) = (unit.ctx, unit.entity);
     let input = ctx.artifact(Phase::Transform, entity.name);
     // Checked while it is read: the outputs are kept only if it was whole.
     let reader = ArtifactReader::open_streamed(&input)?;
     let again = reader.reopen()?;
-    step.input_sha256 = Some(reader.manifest().sha256.clone());
+    let input_sha256 = Some(reader.manifest().sha256.clone());
     let references = Arc::new(reference_ids(ctx, entity)?);
     let uniques = entity.unique_attributes.len();
     let rules = Rules::new(
@@ -268,15 +269,20 @@ pub async fn run(ctx: &Ctx, entity: &'static Entity, step: &mut Step) -> Result<
     let warned_count = warned.records();
     rejected.finish()?;
     warned.finish()?;
-    step.records_in = n;
-    step.records_out = m.records;
-    step.rejected = rejected_count;
-    step.warnings = warned_count;
-    step.output_sha256 = Some(m.sha256.clone());
-    step.reasons = reject_counts.clone();
+    let mut reasons = reject_counts.clone();
     for (k, v) in &warning_counts {
-        step.reasons.insert(format!("{k} (warning)"), *v);
+        reasons.insert(format!("{k} (warning)"), *v);
     }
+    let outcome = Outcome {
+        records_in: n,
+        records_out: m.records,
+        rejected: rejected_count,
+        warnings: warned_count,
+        input_sha256,
+        output_sha256: Some(m.sha256.clone()),
+        reasons,
+        problems: Vec::new(),
+    };
     report::update(
         &ctx.report("validation_report.json"),
         &ctx.run_id,
@@ -296,7 +302,7 @@ pub async fn run(ctx: &Ctx, entity: &'static Entity, step: &mut Step) -> Result<
             validated_sha256: &m.sha256,
         },
     )?;
-    Ok(Vec::new())
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@
 use std::time::Instant;
 
 use super::reconcile::{self, Tally};
-use super::{KeySet, key_hash};
+use super::{KeySet, Outcome, Unit, key_hash};
 use crate::artifact::ArtifactReader;
-use crate::checkpoint::{Phase, Step};
+use crate::checkpoint::Phase;
 use crate::config::VerifyMethod;
 use crate::ctx::Ctx;
 use crate::dynamo::{self, RetryPolicy};
@@ -73,11 +73,12 @@ impl Target<'_> {
 }
 
 /// Verifies one entity against its table.
-pub async fn run(ctx: &Ctx, entity: &Entity, step: &mut Step) -> Result<Vec<String>> {
+pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
+    let (ctx, entity) = (unit.ctx, unit.entity);
     let started = Instant::now();
     let artifact = ctx.artifact(Phase::Validate, entity.name);
     let mut reader = ArtifactReader::open(&artifact)?;
-    step.input_sha256 = Some(reader.manifest().sha256.clone());
+    let input_sha256 = Some(reader.manifest().sha256.clone());
     let client = ctx.dynamo().await.clone();
     let store = ctx.target().await;
     let policy = RetryPolicy::from_config(&ctx.config.migration);
@@ -176,10 +177,14 @@ pub async fn run(ctx: &Ctx, entity: &Entity, step: &mut Step) -> Result<Vec<Stri
 
     let seconds = started.elapsed().as_secs_f64();
     let problems = f.missing + f.different + f.extra + f.orphans + bad_indexes;
-    step.records_in = f.expected;
-    step.records_out = f.matched;
-    step.rejected = problems;
-    step.reasons = [
+    let mut outcome = Outcome {
+        records_in: f.expected,
+        records_out: f.matched,
+        rejected: problems,
+        input_sha256,
+        ..Outcome::default()
+    };
+    outcome.reasons = [
         ("missing", f.missing),
         ("different", f.different),
         ("extra", f.extra),
@@ -235,7 +240,7 @@ pub async fn run(ctx: &Ctx, entity: &Entity, step: &mut Step) -> Result<Vec<Stri
             f.matched,
             f.counted
         );
-        Ok(Vec::new())
+        Ok(outcome)
     } else {
         let mut found = Vec::new();
         if problems > 0 {
@@ -252,7 +257,8 @@ pub async fn run(ctx: &Ctx, entity: &Entity, step: &mut Step) -> Result<Vec<Stri
             ));
         }
         found.extend(unreconciled);
-        Ok(found)
+        outcome.problems = found;
+        Ok(outcome)
     }
 }
 
