@@ -5,6 +5,34 @@
 
 use std::path::PathBuf;
 
+/// What a failure means for what comes next (docs/design.md, "Failures"):
+/// whether the same request may succeed later, whether only one item is at
+/// fault, or whether nothing will work until someone changes something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Throttling: the table or account is over its capacity.
+    Throttled,
+    /// 5xx, timeouts, dropped connections.
+    Transient,
+    /// The request was refused for the sake of an item in it
+    /// (`ValidationException`: a number out of range, an item too large, a
+    /// key of the wrong type): sending it again fails again, but the other
+    /// items of a batch can be written without it.
+    Refused,
+    /// Missing tables, access denied, bad credentials: stop.
+    Terminal,
+    /// Bad input: the command line, the configuration, an artifact, the
+    /// checkpoint, the key; or a pre-flight refusal. Fix it, then run again.
+    Input,
+}
+
+impl Class {
+    /// Whether the same request may succeed later.
+    pub fn retryable(self) -> bool {
+        matches!(self, Class::Throttled | Class::Transient)
+    }
+}
+
 /// Result alias used across the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -35,9 +63,10 @@ pub enum Error {
     #[error("PostgreSQL: {0}")]
     Source(String),
 
-    /// DynamoDB refused or failed.
-    #[error("DynamoDB: {0}")]
-    Target(String),
+    /// DynamoDB refused or failed; `class` says how (a retryable class:
+    /// still failing after every retry).
+    #[error("DynamoDB: {message}")]
+    Target { class: Class, message: String },
 
     /// S3 refused or failed, or holds other bytes than were sent (the S3
     /// import path).
@@ -99,6 +128,34 @@ impl Error {
             | Error::Key(_) => 2,
             Error::TimeLimit(_) => 3,
             _ => 1,
+        }
+    }
+
+    /// What the failure means for what comes next.
+    pub fn class(&self) -> Class {
+        match self {
+            Error::Target { class, .. } => *class,
+            Error::Source(_) | Error::S3(_) | Error::Io { .. } => Class::Terminal,
+            Error::Incomplete(_) => Class::Refused,
+            Error::Interrupted(_) | Error::TimeLimit(_) => Class::Transient,
+            Error::Usage(_)
+            | Error::Config { .. }
+            | Error::Artifact { .. }
+            | Error::TableMismatch(_)
+            | Error::Checkpoint(_)
+            | Error::Dependency(_)
+            | Error::Preflight(_)
+            | Error::InUse(_)
+            | Error::Key(_) => Class::Input,
+        }
+    }
+
+    /// A DynamoDB failure nothing will cure but a change on the target's
+    /// side (a missing table, a refused permission, a wrong key schema).
+    pub fn target(message: impl Into<String>) -> Self {
+        Error::Target {
+            class: Class::Terminal,
+            message: message.into(),
         }
     }
 

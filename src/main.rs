@@ -31,7 +31,15 @@ fn main() -> ExitCode {
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            report_error(&e.to_string());
+            let mut message = e.to_string();
+            if matches!(e, Error::Target { .. }) && e.class().retryable() {
+                // docs/design.md, "Failures": the target may answer later.
+                message.push_str(
+                    " (still failing after every retry, so it may pass later: run the command again; \
+                     a run goes on from its checkpoint with `migrate --resume`)",
+                );
+            }
+            report_error(&message);
             ExitCode::from(e.exit_code() as u8)
         }
     };

@@ -139,7 +139,7 @@ async fn enable(client: &Client, table: &str, policy: &RetryPolicy) -> Result<Pi
     let spec = PointInTimeRecoverySpecification::builder()
         .point_in_time_recovery_enabled(true)
         .build()
-        .map_err(|e| Error::Target(format!("point-in-time recovery of {table}: {e}")))?;
+        .map_err(|e| Error::target(format!("point-in-time recovery of {table}: {e}")))?;
     retrying(
         policy,
         &format!("turning on point-in-time recovery of table {table}"),
@@ -159,7 +159,7 @@ async fn enable(client: &Client, table: &str, policy: &RetryPolicy) -> Result<Pi
             return Ok(w);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Target(format!(
+            return Err(Error::target(format!(
                 "point-in-time recovery of table {table} was requested but is still not enabled after {} s",
                 ENABLE_WAIT.as_secs()
             )));

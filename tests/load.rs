@@ -745,3 +745,33 @@ fn terminal_error_stops_and_names_the_table() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn a_target_that_keeps_throttling_is_named_as_one_that_may_pass_later() {
+    let env = Env::new("throttled");
+    env.generate(50, 5, 5, 13);
+    env.config(json!({}));
+    prepare(&env, &["buyers"]);
+    // Every Scan throttled: verify retries, then stops; the message says the
+    // failure was the retryable kind, and how to go on.
+    let proxy = FaultProxy::start_blocking(
+        &env.endpoint,
+        Faults {
+            throttle_rate: 1.0,
+            only_ops: Some(vec!["Scan".into()]),
+            ..Faults::default()
+        },
+    );
+    env.config(json!({"target": {"endpoint": proxy.endpoint},
+                      "migration": {"maxRetries": 2, "retryDelay": 0.005}}));
+    let out = env.migrate(&["--phase", "verify", "--entity", "buyers", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("scan of"), "{}", text(&out));
+    assert!(
+        err.contains("may pass later") && err.contains("migrate --resume"),
+        "{}",
+        text(&out)
+    );
+    assert!(proxy.stats().throttled >= 3, "{:?}", proxy.stats());
+}

@@ -321,7 +321,7 @@ async fn check_group(
             .collect();
         let outcome = dynamo::write_batch(target, table, batch, policy, stats)
             .await
-            .map_err(|e| Error::Target(e.into_message()))?;
+            .map_err(|e| Error::target(e.into_message()))?;
         g.deleted += outcome.written;
         g.failed += outcome.failed.len() as u64;
     }
@@ -383,7 +383,7 @@ async fn restore_items(
         .join()
         .map_err(|_| Error::Incomplete("the backup reader panicked".into()))?;
     match ended {
-        Ended::Terminal(t) => Err(Error::Target(t.message)),
+        Ended::Terminal(t) => Err(Error::target(t.message)),
         _ => {
             read?;
             Ok((ok, failed))

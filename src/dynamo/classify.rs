@@ -3,28 +3,7 @@
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-/// Whether a failed call may succeed if tried again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    /// Throttling: the table or account is over its capacity.
-    Throttled,
-    /// 5xx, timeouts, dropped connections.
-    Transient,
-    /// The request was refused for the sake of an item in it
-    /// (`ValidationException`: a number out of range, an item too large, a
-    /// key of the wrong type): sending it again fails again, but the other
-    /// items of a batch can be written without it.
-    Refused,
-    /// Missing tables, access denied, bad credentials: stop.
-    Terminal,
-}
-
-impl Class {
-    /// Whether the same request may succeed later.
-    pub fn retryable(self) -> bool {
-        matches!(self, Class::Throttled | Class::Transient)
-    }
-}
+pub use crate::error::Class;
 
 /// Error codes DynamoDB answers a whole request with because of one of its
 /// items (the others would be written without it).

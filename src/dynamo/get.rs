@@ -22,20 +22,23 @@ pub async fn batch_get(
             Err(failed) => match retries.failed(failed).await {
                 Ok(()) => continue,
                 Err(f) => {
-                    return Err(Error::Target(format!(
-                        "batch get from {table}: {}",
-                        f.message
-                    )));
+                    return Err(Error::Target {
+                        class: f.class,
+                        message: format!("batch get from {table}: {}", f.message),
+                    });
                 }
             },
         };
         found.extend(items);
         if !left.is_empty() && !retries.partial(pending.len(), left.len()).await {
-            return Err(Error::Target(format!(
-                "batch get from {table}: {} keys still unprocessed after {} retries",
-                left.len(),
-                policy.max_retries
-            )));
+            return Err(Error::Target {
+                class: Class::Throttled,
+                message: format!(
+                    "batch get from {table}: {} keys still unprocessed after {} retries",
+                    left.len(),
+                    policy.max_retries
+                ),
+            });
         }
         pending = left;
     }

@@ -134,7 +134,10 @@ where
             Ok(v) => return Ok(v),
             Err(failed) => {
                 if let Err(failed) = retries.failed(failed).await {
-                    return Err(Error::Target(format!("{what}: {}", failed.message)));
+                    return Err(Error::Target {
+                        class: failed.class,
+                        message: format!("{what}: {}", failed.message),
+                    });
                 }
             }
         }
@@ -173,7 +176,7 @@ impl<'a> Retries<'a> {
                 Class::Throttled => Some(&s.throttled),
                 Class::Transient if failed.timeout => Some(&s.timeouts),
                 Class::Transient => Some(&s.server_errors),
-                Class::Refused | Class::Terminal => None,
+                Class::Refused | Class::Terminal | Class::Input => None,
             };
             if let Some(c) = counter {
                 c.fetch_add(1, Ordering::Relaxed);

@@ -27,7 +27,7 @@ pub async fn check_table(target: &dyn Target, table: &str, policy: &RetryPolicy)
     let desc = describe_table(target, table, policy)
         .await?
         .ok_or_else(|| {
-            Error::Target(format!(
+            Error::target(format!(
                 "table {table} does not exist (at the configured endpoint and region)"
             ))
         })?;
@@ -47,7 +47,7 @@ pub async fn check_table(target: &dyn Target, table: &str, policy: &RetryPolicy)
         && types.get("PK") == Some(&&ScalarAttributeType::S)
         && types.get("SK") == Some(&&ScalarAttributeType::S);
     if !ok {
-        return Err(Error::Target(format!(
+        return Err(Error::target(format!(
             "table {table} does not have the expected key schema PK (S, HASH) + SK (S, RANGE): found {keys:?}"
         )));
     }

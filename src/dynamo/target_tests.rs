@@ -292,6 +292,7 @@ async fn a_table_is_described_and_checked_through_the_seam() {
     );
     let denied = check_table(&m, "T", &policy()).await.unwrap_err();
     assert!(denied.to_string().contains("AccessDenied"), "{denied}");
+    assert_eq!(denied.class(), Class::Terminal);
 
     // A table keyed otherwise is refused, naming what it found.
     let id = KeySchemaElement::builder()
@@ -339,4 +340,5 @@ async fn gets_retry_failures_and_unprocessed_keys_on_one_budget() {
     }
     let err = batch_get(&m, "t", keys, &policy()).await.unwrap_err();
     assert!(err.to_string().contains("HTTP 503"), "{err}");
+    assert_eq!(err.class(), Class::Transient);
 }

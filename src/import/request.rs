@@ -91,12 +91,12 @@ pub async fn start(
         .billing_mode(d.mode)
         .set_provisioned_throughput(d.throughput)
         .build()
-        .map_err(|e| Error::Target(format!("ImportTable {}: {e}", spec.name)))?;
+        .map_err(|e| Error::target(format!("ImportTable {}: {e}", spec.name)))?;
     let source = S3BucketSource::builder()
         .s3_bucket(bucket)
         .s3_key_prefix(prefix)
         .build()
-        .map_err(|e| Error::Target(format!("ImportTable {}: {e}", spec.name)))?;
+        .map_err(|e| Error::target(format!("ImportTable {}: {e}", spec.name)))?;
     let out = dynamo::retrying(policy, &format!("ImportTable {}", spec.name), || {
         client
             .import_table()
@@ -112,7 +112,7 @@ pub async fn start(
         .and_then(|d| d.import_arn())
         .map(str::to_string)
         .ok_or_else(|| {
-            Error::Target(format!(
+            Error::target(format!(
                 "ImportTable {}: no import ARN in the answer",
                 spec.name
             ))
@@ -128,7 +128,7 @@ pub async fn describe(client: &Client, arn: &str, policy: &RetryPolicy) -> Resul
     out.import_table_description()
         .map(Progress::of)
         .ok_or_else(|| {
-            Error::Target(format!(
+            Error::target(format!(
                 "DescribeImport {arn}: no description in the answer"
             ))
         })

@@ -73,7 +73,7 @@ pub async fn check_bucket(client: &Client, bucket: &str, policy: &RetryPolicy) -
     .map(|_| ())
     .map_err(|e| {
         let why = match e {
-            Error::Target(m) => m,
+            Error::Target { message, .. } => message,
             other => other.to_string(),
         };
         Error::Preflight(format!(
@@ -339,7 +339,7 @@ pub async fn list(
 /// The retry loop names its failures as DynamoDB's; these are S3's.
 fn s3_error(e: Error) -> Error {
     match e {
-        Error::Target(m) => Error::S3(m),
+        Error::Target { message, .. } => Error::S3(message),
         other => other,
     }
 }

@@ -294,13 +294,13 @@ async fn measure(ctx: &Ctx, spec: &TableSpec, sample: &[String]) -> Result<(f64,
     let mut name = format!("migrate-estimate-{suffix}-{}", spec.name);
     name.truncate(255);
     if ctx.config.target.tables.values().any(|t| *t == name) {
-        return Err(Error::Target(format!(
+        return Err(Error::target(format!(
             "the scratch table name {name} is a configured table"
         )));
     }
     let scratch = spec.renamed(name.clone());
     if !tables::create(client, &scratch, Billing::PayPerRequest, &policy).await? {
-        return Err(Error::Target(format!(
+        return Err(Error::target(format!(
             "scratch table {name} already exists"
         )));
     }
@@ -339,7 +339,7 @@ async fn timed_writes(
         let mut entries = Vec::with_capacity(chunk.len());
         for (i, line) in chunk.iter().enumerate() {
             let write = Write::put_json(line)
-                .map_err(|e| Error::Target(format!("a sampled item is not JSON: {e}")))?;
+                .map_err(|e| Error::target(format!("a sampled item is not JSON: {e}")))?;
             entries.push(((b * batch_size + i) as u64, write));
         }
         batches.push(entries);
@@ -351,9 +351,9 @@ async fn timed_writes(
         .buffer_unordered(concurrency.max(1));
     let mut written = 0u64;
     while let Some(r) = results.next().await {
-        let outcome = r.map_err(|e| Error::Target(e.into_message()))?;
+        let outcome = r.map_err(|e| Error::target(e.into_message()))?;
         if let Some((_, why)) = outcome.failed.first() {
-            return Err(Error::Target(format!(
+            return Err(Error::target(format!(
                 "writing to the scratch table {table}: {why}"
             )));
         }

@@ -190,13 +190,13 @@ pub async fn wait_active(
     let mut said = false;
     loop {
         let desc = describe(client, name, policy).await?.ok_or_else(|| {
-            Error::Target(format!("table {name} disappeared while being created"))
+            Error::target(format!("table {name} disappeared while being created"))
         })?;
         if is_active(&desc) {
             return Ok(desc);
         }
         if started.elapsed() >= timeout {
-            return Err(Error::Target(format!(
+            return Err(Error::target(format!(
                 "table {name} is not ACTIVE after {}s (now: {}); it may still become ACTIVE: run the command again later",
                 timeout.as_secs(),
                 status_text(&desc)
@@ -242,7 +242,7 @@ pub async fn delete(
                 continue;
             }
             Err(e) => {
-                return Err(Error::Target(format!(
+                return Err(Error::target(format!(
                     "DeleteTable {name}: {}",
                     dynamo::describe(&e)
                 )));
@@ -252,7 +252,7 @@ pub async fn delete(
             return Ok(());
         }
         if started.elapsed() >= timeout {
-            return Err(Error::Target(format!(
+            return Err(Error::target(format!(
                 "table {name} is still there {}s after DeleteTable",
                 timeout.as_secs()
             )));

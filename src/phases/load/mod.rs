@@ -328,7 +328,7 @@ async fn load(
 
     let complete = watermark == total;
     match ended {
-        Ended::Terminal(t) => Err(Error::Target(t.message)),
+        Ended::Terminal(t) => Err(Error::target(t.message)),
         _ if ctx.cancelled() => Err(Error::Interrupted(format!(
             "load of {} stopped at item {watermark} of {total}; the checkpoint is saved: run `migrate --resume` to finish",
             entity.name,

@@ -111,7 +111,7 @@ pub async fn diff(
         let page = page?;
         for wire in page.items() {
             let item = Obj::parse(wire)
-                .map_err(|e| Error::Target(format!("scan of {table}: an item is not JSON: {e}")))?;
+                .map_err(|e| Error::target(format!("scan of {table}: an item is not JSON: {e}")))?;
             let (pk, sk) = wire_key(&item);
             let (pk, sk) = (pk.unwrap_or_default(), sk.unwrap_or_default());
             let kh = key_hash(pk, sk);

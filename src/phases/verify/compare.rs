@@ -51,7 +51,7 @@ pub fn differences(expected: &Item, found: &Item) -> Vec<(String, Value, Value)>
 /// A scanned item's wire JSON, parsed in place.
 pub(super) fn scanned<'a>(table: &str, wire: &'a str) -> Result<Obj<'a>> {
     Obj::parse(wire)
-        .map_err(|e| Error::Target(format!("scan of {table}: an item is not JSON: {e}")))
+        .map_err(|e| Error::target(format!("scan of {table}: an item is not JSON: {e}")))
 }
 
 /// A string attribute of a scanned item (`{"S": "…"}`).

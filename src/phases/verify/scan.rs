@@ -87,7 +87,7 @@ pub(super) async fn by_scan(
                         sk: key.1.to_string(),
                         item: if unmatched.len() < KEEP_UNMATCHED_ITEMS {
                             Some(item_from_av(&dynamo::wire_item_to_av(wire).map_err(
-                                |e| Error::Target(format!("scan of {}: {e}", t.table)),
+                                |e| Error::target(format!("scan of {}: {e}", t.table)),
                             )?))
                         } else {
                             None
