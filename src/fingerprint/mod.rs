@@ -57,7 +57,7 @@ fn fingerprint_into(value: &Value, h: &mut impl Hasher) {
     }
 }
 
-/// [`fingerprint_into`] of a value parsed in place (see [`fingerprint_line`]).
+/// [`fingerprint_into`] of a value parsed in place (see [`fingerprint_parsed`]).
 fn fingerprint_val(value: &Val<'_>, h: &mut impl Hasher) {
     match value {
         Val::Null => 0u8.hash(h),
@@ -93,13 +93,9 @@ fn fingerprint_obj(o: &Obj<'_>, h: &mut impl Hasher) {
     })
 }
 
-/// The fingerprint of an artifact line: equal to `fingerprint` of the item
-/// it holds, read in place without building a `serde_json::Value`.
-pub fn fingerprint_line(line: &str) -> serde_json::Result<u64> {
-    Ok(fingerprint_parsed(&Obj::parse(line)?))
-}
-
-/// [`fingerprint_line`] of a line already parsed.
+/// The fingerprint of an artifact line parsed in place: equal to
+/// `fingerprint` of the item it holds, without building a
+/// `serde_json::Value`.
 pub fn fingerprint_parsed(item: &Obj<'_>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     fingerprint_obj(item, &mut h);

@@ -250,3 +250,34 @@ async fn the_index_check_names_a_missing_index_before_anything_is_written() {
     assert_eq!(memory.calls(crate::dynamo::Op::Write), 0);
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[tokio::test]
+async fn verify_refuses_an_artifact_edited_since_validate_and_reports_nothing() {
+    let tmp = temp_dir();
+    let dir = tmp.as_path();
+    let memory = Arc::new(Memory::new());
+    let target: SharedTarget = memory.clone();
+    memory.create_table(TABLE);
+    validated(dir, "edit-t", 0..30);
+    // One letter changed in place: same size, other bytes.
+    let path = crate::ctx::artifact_path(dir, Phase::Validate, "buyers");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("Buyer 17", "Buyer 71", 1)).unwrap();
+
+    let run = ctx(dir, "edit-t", &target);
+    let mut cp = Checkpoint::new_run(
+        dir,
+        Plan {
+            phases: vec![Phase::Verify],
+            entities: vec!["buyers".into()],
+        },
+        None,
+    );
+    let mut step = Step::start(&run.run_id);
+    let err = unit(Phase::Verify, &run, &mut cp, &mut step)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, crate::error::Error::Artifact { .. }), "{err}");
+    assert!(!run.report("verification_report.json").exists());
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -53,33 +53,35 @@ fn text<'a>(item: &'a Obj<'_>, name: &str) -> Option<&'a str> {
     }
 }
 
-/// One pass over the validated artifact: per declared index, the items it
-/// should hold and the first [`SAMPLES`] partitions with their items.
-pub fn expected(artifact: &Path, entity: &Entity) -> Result<Vec<Expected>> {
-    let mut out: Vec<Expected> = entity
-        .table
-        .indexes
-        .iter()
-        .map(|i| Expected {
-            index: *i,
-            expected: 0,
-            samples: Vec::new(),
-        })
-        .collect();
-    if out.is_empty() {
-        return Ok(out);
+/// Per declared index, the items it should hold and the first [`SAMPLES`]
+/// partitions with their items, counted from the validated items as they
+/// pass (nothing kept per item).
+pub struct Expecting(Vec<Expected>);
+
+impl Expecting {
+    pub fn new(entity: &Entity) -> Expecting {
+        Expecting(
+            entity
+                .table
+                .indexes
+                .iter()
+                .map(|i| Expected {
+                    index: *i,
+                    expected: 0,
+                    samples: Vec::new(),
+                })
+                .collect(),
+        )
     }
-    let mut reader = ArtifactReader::open(artifact)?;
-    let mut buf = String::new();
-    while reader.next_line(&mut buf)? {
-        let item = Obj::parse(&buf)
-            .map_err(|e| Error::artifact(artifact, format!("line {}: {e}", reader.line_no())))?;
-        for e in &mut out {
-            if !e.index.holds(|a| text(&item, a).is_some()) {
+
+    /// Counts one validated item.
+    pub fn add(&mut self, item: &Obj<'_>) {
+        for e in &mut self.0 {
+            if !e.index.holds(|a| text(item, a).is_some()) {
                 continue;
             }
             e.expected += 1;
-            let (Some(value), Some(pk)) = (text(&item, e.index.key.hash.name), item.str("PK"))
+            let (Some(value), Some(pk)) = (text(item, e.index.key.hash.name), item.str("PK"))
             else {
                 continue;
             };
@@ -102,7 +104,32 @@ pub fn expected(artifact: &Path, entity: &Entity) -> Result<Vec<Expected>> {
             }
         }
     }
-    Ok(out)
+
+    /// Whether the entity declares no index (nothing to count).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn finish(self) -> Vec<Expected> {
+        self.0
+    }
+}
+
+/// One pass over the validated artifact for [`Expecting`] (the BatchGetItem
+/// method, whose own pass reads items in another form).
+pub fn expected(artifact: &Path, entity: &Entity) -> Result<Vec<Expected>> {
+    let mut expecting = Expecting::new(entity);
+    if expecting.is_empty() {
+        return Ok(expecting.finish());
+    }
+    let mut reader = ArtifactReader::open_streamed(artifact)?;
+    let mut buf = String::new();
+    while reader.next_line(&mut buf)? {
+        let item = Obj::parse(&buf)
+            .map_err(|e| Error::artifact(artifact, format!("line {}: {e}", reader.line_no())))?;
+        expecting.add(&item);
+    }
+    Ok(expecting.finish())
 }
 
 /// The entity's items in an index, by a parallel Scan of it.

@@ -27,7 +27,8 @@ use crate::ctx::Ctx;
 use crate::dynamo::{self, RetryPolicy};
 use crate::entities::{self, Entity};
 use crate::error::{Error, Result};
-use crate::fingerprint::fingerprint_line;
+use crate::fingerprint::fingerprint_parsed;
+use crate::json::Obj;
 use crate::report::{self, sections};
 
 mod batch_get;
@@ -77,7 +78,9 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
     let (ctx, entity) = (unit.ctx, unit.entity);
     let started = Instant::now();
     let artifact = ctx.artifact(Phase::Validate, entity.name);
-    let mut reader = ArtifactReader::open(&artifact)?;
+    // Checked while it is read (the report is written only after a whole
+    // pass, so a file that differs from its manifest leaves nothing).
+    let mut reader = ArtifactReader::open_streamed(&artifact)?;
     let input_sha256 = Some(reader.manifest().sha256.clone());
     let client = ctx.dynamo().await.clone();
     let store = ctx.target().await;
@@ -87,12 +90,14 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
 
     // The scan method fingerprints the artifact on a worker thread while the
     // referenced tables' keys are scanned.
+    // The same pass counts what the indexes should hold (docs/checks.md).
     let pass1 = (method == VerifyMethod::Scan).then(|| {
+        let mut expecting = indexes::Expecting::new(entity);
         tokio::task::spawn_blocking(move || {
-            let expected = fingerprints(&mut reader);
+            let expected = fingerprints(&mut reader, &mut expecting);
             // The parsed items are gone: give their pages back before the scan.
             crate::ctx::release_memory();
-            expected.map(|e| (reader, e))
+            expected.map(|e| (reader, e, expecting.finish()))
         })
     });
 
@@ -136,15 +141,14 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
 
     // What the indexes should hold, and the money the table's items carry
     // (docs/checks.md): counted along the way, nothing kept per item.
-    let index_expected = indexes::expected(&artifact, entity)?;
     let mut tally = entity.reconcile.map(Tally::new);
-    let f = match pass1 {
+    let (f, index_expected) = match pass1 {
         Some(pass1) => {
-            let (reader, expected) = match pass1.await {
+            let (reader, expected, index_expected) = match pass1.await {
                 Ok(done) => done?,
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             };
-            match expected {
+            let f = match expected {
                 Some(expected) => by_scan(ctx, &t, &reader, expected, &mut tally).await?,
                 None => {
                     tracing::warn!(
@@ -153,9 +157,17 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
                     );
                     by_batch_get(ctx, &t, reader.reopen()?, &mut tally).await?
                 }
-            }
+            };
+            (f, index_expected)
         }
-        None => by_batch_get(ctx, &t, ArtifactReader::open(&artifact)?, &mut tally).await?,
+        None => {
+            let index_expected = indexes::expected(&artifact, entity)?;
+            let reader = ArtifactReader::open_streamed(&artifact)?;
+            (
+                by_batch_get(ctx, &t, reader, &mut tally).await?,
+                index_expected,
+            )
+        }
     };
     let (indexes, bad_indexes) = indexes::verify(
         &t.client,
@@ -266,14 +278,19 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
 /// (key and content: the key attributes are part of the item), 8 bytes an
 /// item. `None` when two items share one (odds ~10⁻⁸ at a million items):
 /// the caller then verifies with BatchGetItem.
-fn fingerprints(reader: &mut ArtifactReader) -> Result<Option<Vec<u64>>> {
+fn fingerprints(
+    reader: &mut ArtifactReader,
+    indexes: &mut indexes::Expecting,
+) -> Result<Option<Vec<u64>>> {
     let mut expected = Vec::with_capacity(reader.manifest().records as usize);
     let mut buf = String::new();
     while reader.next_line(&mut buf)? {
-        let fp = fingerprint_line(&buf).map_err(|e| {
+        // Parsed once, for the fingerprint and the indexes.
+        let item = Obj::parse(&buf).map_err(|e| {
             Error::artifact(reader.path(), format!("line {}: {e}", reader.line_no()))
         })?;
-        expected.push(fp);
+        expected.push(fingerprint_parsed(&item));
+        indexes.add(&item);
     }
     expected.sort_unstable();
     let collision = expected.windows(2).any(|w| w[0] == w[1]);
@@ -319,7 +336,10 @@ mod tests {
         assert_eq!(fingerprint(&a), fingerprint(&same));
         let line =
             r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "\u0061"], "b": true, "z": null}"#;
-        assert_eq!(fingerprint_line(line).unwrap(), fingerprint(&a));
+        assert_eq!(
+            fingerprint_parsed(&Obj::parse(line).unwrap()),
+            fingerprint(&a)
+        );
         for other in [
             r#"{"n": 1.51, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
             r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": ["a", 1], "b": true, "z": null}"#,
@@ -332,7 +352,11 @@ mod tests {
             let b = item(other);
             assert!(!differences(&a, &b).is_empty(), "{other}");
             assert_ne!(fingerprint(&a), fingerprint(&b), "{other}");
-            assert_eq!(fingerprint_line(other).unwrap(), fingerprint(&b), "{other}");
+            assert_eq!(
+                fingerprint_parsed(&Obj::parse(other).unwrap()),
+                fingerprint(&b),
+                "{other}"
+            );
         }
     }
 }
