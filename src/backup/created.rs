@@ -61,7 +61,7 @@ pub async fn drop_table(
     let mut state = RollbackState::running(&ctx.run_id, items, false);
     cp.rollbacks.insert(name.to_string(), state.clone());
     cp.save()?;
-    let result = tables::delete(ctx.dynamo().await, table, DELETE_WAIT, &policy).await;
+    let result = tables::delete(&*ctx.target().await, table, DELETE_WAIT, &policy).await;
     state.finished_at = Some(Utc::now());
     state.state = if result.is_ok() {
         State::Done

@@ -27,6 +27,7 @@ pub enum Op {
     Scan,
     Get,
     Describe,
+    Delete,
 }
 
 /// What the next call of an [`Op`] does instead of answering normally.
@@ -49,7 +50,7 @@ struct State {
     faults: VecDeque<(Op, Fault)>,
     /// Writes of items with these `PK`s are refused (`ValidationException`).
     refused: Vec<String>,
-    calls: [u64; 4],
+    calls: [u64; 5],
     /// Descriptions set by a test; other tables are described as keyed by
     /// `PK` and `SK` (strings), `ACTIVE`, without indexes.
     described: BTreeMap<String, TableDescription>,
@@ -154,6 +155,11 @@ impl Memory {
         let mut st = self.lock();
         st.tables.entry(name.to_string()).or_default();
         st.described.insert(name.to_string(), desc);
+    }
+
+    /// The tables that exist.
+    pub fn table_names(&self) -> Vec<String> {
+        self.lock().tables.keys().cloned().collect()
     }
 
     /// Puts an item given in DynamoDB's wire JSON, creating the table.
@@ -332,6 +338,14 @@ impl Memory {
             None => pk_sk_description(table, items),
         }))
     }
+
+    fn do_delete(&self, table: &str) -> std::result::Result<(), Failed> {
+        let mut st = self.lock();
+        st.admit(Op::Delete, 0, 0, "DeleteTable")?;
+        st.tables.remove(table);
+        st.described.remove(table);
+        Ok(())
+    }
 }
 
 impl Target for Memory {
@@ -353,5 +367,9 @@ impl Target for Memory {
 
     fn describe<'a>(&'a self, table: &'a str) -> Call<'a, Option<TableDescription>> {
         Box::pin(std::future::ready(self.do_describe(table)))
+    }
+
+    fn delete_table<'a>(&'a self, table: &'a str) -> Call<'a, ()> {
+        Box::pin(std::future::ready(self.do_delete(table)))
     }
 }

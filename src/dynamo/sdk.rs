@@ -142,4 +142,20 @@ impl Target for Sdk {
             }
         })
     }
+
+    fn delete_table<'a>(&'a self, table: &'a str) -> Call<'a, ()> {
+        Box::pin(async move {
+            match self.0.delete_table().table_name(table).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => match e.as_service_error() {
+                    Some(s) if s.is_resource_not_found_exception() => Ok(()),
+                    Some(s) if s.is_resource_in_use_exception() => Err(Failed::transient(format!(
+                        "DeleteTable {table}: {}",
+                        describe(&e)
+                    ))),
+                    _ => Err(Failed::of(&e)),
+                },
+            }
+        })
+    }
 }

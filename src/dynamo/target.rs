@@ -1,6 +1,7 @@
 //! The seam in front of the table store: the calls load, sync, verify,
 //! rollback, the baseline and the pre-flight checks make of it (one
-//! `BatchWriteItem`, one Scan page, one `BatchGetItem`, one `DescribeTable`),
+//! `BatchWriteItem`, one Scan page, one `BatchGetItem`, one `DescribeTable`,
+//! one `DeleteTable`),
 //! each a single attempt whose failure is classified.
 //!
 //! Everything above the seam is the same whatever answers: the retry drivers
@@ -55,6 +56,11 @@ pub trait Target: Send + Sync {
     /// One `DescribeTable`: the table's description, `None` when it does
     /// not exist.
     fn describe<'a>(&'a self, table: &'a str) -> Call<'a, Option<TableDescription>>;
+
+    /// One `DeleteTable`: `Ok` once deleting started, or when there is no
+    /// such table; a table still being created or updated is a transient
+    /// failure (it can be deleted once `ACTIVE`).
+    fn delete_table<'a>(&'a self, table: &'a str) -> Call<'a, ()>;
 }
 
 /// The target of a run, shared by every task that calls it.

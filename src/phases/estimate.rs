@@ -318,7 +318,7 @@ async fn measure(ctx: &Ctx, spec: &TableSpec, sample: &[String]) -> Result<(f64,
         .await
     }
     .await;
-    let deleted = tables::delete(client, &name, SCRATCH_TIMEOUT, &policy).await;
+    let deleted = tables::delete(&*ctx.target().await, &name, SCRATCH_TIMEOUT, &policy).await;
     let rate = result?;
     deleted?;
     Ok((rate, name))

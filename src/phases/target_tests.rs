@@ -281,3 +281,54 @@ async fn verify_refuses_an_artifact_edited_since_validate_and_reports_nothing() 
     assert!(!run.report("verification_report.json").exists());
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[tokio::test]
+async fn rolling_back_a_table_an_import_created_deletes_it() {
+    let tmp = temp_dir();
+    let dir = tmp.as_path();
+    let memory = Arc::new(Memory::new());
+    let target: SharedTarget = memory.clone();
+    for i in 0..7 {
+        memory.put_json(TABLE, &buyer(i, "Imported"));
+    }
+    let mut cp = Checkpoint::new_run(
+        dir,
+        Plan {
+            phases: vec![Phase::Load],
+            entities: vec!["buyers".into()],
+        },
+        None,
+    );
+    cp.baselines.insert(
+        "buyers".into(),
+        crate::checkpoint::Baseline {
+            backup: None,
+            pinned_at: chrono::Utc::now(),
+            run_id: cp.run_id.clone(),
+            ledgers: Vec::new(),
+            last_sync: None,
+            created_by_import: Some(crate::import::state::Created {
+                table: TABLE.into(),
+                run_id: cp.run_id.clone(),
+                import_arn: Some("arn:aws:dynamodb:x:import/1".into()),
+                requested_at: chrono::Utc::now(),
+            }),
+        },
+    );
+    cp.save().unwrap();
+
+    let undo = ctx(dir, "rollback-import-t", &target);
+    let options = Options {
+        yes: true,
+        force: false,
+        last: false,
+    };
+    let report = rollback(&undo, buyers(), options).await.unwrap();
+    assert_eq!(report.deleted, 7, "{report:?}");
+    assert!(memory.table_names().is_empty());
+    assert_eq!(memory.calls(crate::dynamo::Op::Delete), 1);
+    // Again: the table is gone, nothing to do.
+    let again = rollback(&undo, buyers(), options).await.unwrap();
+    assert_eq!(again.deleted, 0, "{again:?}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -112,7 +112,13 @@ pub async fn create_command(
         let mut action = Action::Created;
         if exists && options.recreate {
             tracing::info!("deleting table {} (--recreate)", spec.name);
-            delete(&client, &spec.name, options.timeout, &policy).await?;
+            delete(
+                &crate::dynamo::Sdk(client.clone()),
+                &spec.name,
+                options.timeout,
+                &policy,
+            )
+            .await?;
             action = Action::Recreated;
         } else if exists {
             action = Action::LeftAsItIs;

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::TableSpec;
 use crate::config::Billing;
-use crate::dynamo::{self, RetryPolicy};
+use crate::dynamo::{self, RetryPolicy, Target};
 use crate::entities::table::{Attr, Key, Projection, Scalar};
 use crate::error::{Error, Result};
 
@@ -217,7 +217,7 @@ pub async fn wait_active(
 /// Deletes a table (waiting first if it is still being created) and waits
 /// until it is gone. A table that does not exist is fine.
 pub async fn delete(
-    client: &Client,
+    target: &dyn Target,
     name: &str,
     timeout: Duration,
     policy: &RetryPolicy,
@@ -225,30 +225,25 @@ pub async fn delete(
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
-        let result = client.delete_table().table_name(name).send().await;
-        match result {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_in_use_exception())
-                    && started.elapsed() < timeout =>
-            {
-                // Being created or updated: it can be deleted once ACTIVE.
+        match target.delete_table(name).await {
+            Ok(()) => {}
+            Err(f) if f.class.retryable() && started.elapsed() < timeout => {
+                // Being created or updated (or a throttle, a 5xx): again.
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
             }
-            Err(e) => {
-                return Err(Error::target(format!(
-                    "DeleteTable {name}: {}",
-                    dynamo::describe(&e)
-                )));
+            Err(f) => {
+                return Err(Error::Target {
+                    class: f.class,
+                    message: format!("DeleteTable {name}: {}", f.message),
+                });
             }
         }
-        if describe(client, name, policy).await?.is_none() {
+        if dynamo::describe_table(target, name, policy)
+            .await?
+            .is_none()
+        {
             return Ok(());
         }
         if started.elapsed() >= timeout {
