@@ -332,3 +332,84 @@ async fn rolling_back_a_table_an_import_created_deletes_it() {
     assert_eq!(again.deleted, 0, "{again:?}");
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[tokio::test]
+async fn a_sync_writes_only_the_changes_and_rollback_last_undoes_it() {
+    let tmp = temp_dir();
+    let dir = tmp.as_path();
+    let memory = Arc::new(Memory::new());
+    let target: SharedTarget = memory.clone();
+    memory.create_table(TABLE);
+    let plan = || Plan {
+        phases: vec![Phase::Load],
+        entities: vec!["buyers".into()],
+    };
+
+    // Night 1: a put load of 40 buyers.
+    let mut cp = Checkpoint::new_run(dir, plan(), None);
+    validated(dir, &cp.run_id, 0..40);
+    let run = ctx(dir, &cp.run_id.clone(), &target);
+    let mut step = Step::start(&run.run_id);
+    unit(Phase::Load, &run, &mut cp, &mut step).await.unwrap();
+    cp.put("buyers", Phase::Load, step).unwrap();
+    assert_eq!(memory.items(TABLE).len(), 40);
+
+    // Night 2: the source lost buyer 3, gained 40 and 41, and buyer 5 was
+    // renamed. A sync writes those four changes and nothing else.
+    let mut cp = Checkpoint::new_run(dir, plan(), Some(cp));
+    let ids = (0..42).filter(|i| *i != 3);
+    let path = crate::ctx::artifact_path(dir, Phase::Validate, "buyers");
+    let mut w = ArtifactWriter::create(&path, &cp.run_id, "validate", "buyers").unwrap();
+    for i in ids {
+        let name = if i == 5 {
+            "Renamed".into()
+        } else {
+            format!("Buyer {i}")
+        };
+        w.write_raw_line(buyer(i, &name).as_bytes()).unwrap();
+    }
+    w.finish().unwrap();
+    let mut config = config(dir);
+    config.migration.load_mode = crate::config::LoadMode::Sync;
+    let run = ctx_with(config, dir, &cp.run_id.clone(), &target);
+    let writes_before = memory.calls(crate::dynamo::Op::Write);
+    let mut step = Step::start(&run.run_id);
+    unit(Phase::Load, &run, &mut cp, &mut step).await.unwrap();
+    let c = step.sync.as_ref().expect("a sync").counts;
+    assert_eq!(
+        (c.new, c.changed, c.unchanged, c.deleted),
+        (2, 1, 38, 1),
+        "{c:?}"
+    );
+    assert_eq!(step.written, Some(4));
+    assert_eq!(memory.calls(crate::dynamo::Op::Write) - writes_before, 1);
+    cp.put("buyers", Phase::Load, step).unwrap();
+    assert!(memory.item(TABLE, "BUYER#00000003", "METADATA").is_none());
+    assert!(
+        memory
+            .item(TABLE, "BUYER#00000005", "METADATA")
+            .unwrap()
+            .contains("Renamed")
+    );
+
+    // rollback --last: the table as night 1 left it.
+    let undo = ctx(dir, "rollback-last-t", &target);
+    let options = Options {
+        yes: true,
+        force: false,
+        last: true,
+    };
+    let report = rollback(&undo, buyers(), options).await.unwrap();
+    assert_eq!(report.drift, 0, "{report:?}");
+    let left = memory.items(TABLE);
+    assert_eq!(left.len(), 40, "{left:#?}");
+    assert!(
+        memory
+            .item(TABLE, "BUYER#00000005", "METADATA")
+            .unwrap()
+            .contains("Buyer 5")
+    );
+    assert!(memory.item(TABLE, "BUYER#00000003", "METADATA").is_some());
+    assert!(memory.item(TABLE, "BUYER#00000041", "METADATA").is_none());
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
