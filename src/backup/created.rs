@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::json;
 
 use super::confirm;
 use crate::checkpoint::{Checkpoint, RollbackState, State};
@@ -15,6 +14,7 @@ use crate::ctx::Ctx;
 use crate::dynamo::RetryPolicy;
 use crate::error::{Error, Result};
 use crate::import::state::Created;
+use crate::report::sections;
 use crate::tables;
 
 /// How long DeleteTable may take before the rollback gives up waiting.
@@ -79,10 +79,17 @@ pub async fn drop_table(
         &ctx.report("rollback_report.json"),
         &ctx.run_id,
         name,
-        json!({"table": table, "state": state.state, "scope": "createdTable",
-               "tableDeleted": result.is_ok(), "importArn": created.import_arn,
-               "importRunId": created.run_id, "deleted": state.deleted,
-               "error": state.error, "at": Utc::now().to_rfc3339()}),
+        sections::TableDropped {
+            table,
+            state: state.state,
+            scope: "createdTable",
+            table_deleted: result.is_ok(),
+            import_arn: created.import_arn.as_deref(),
+            import_run_id: &created.run_id,
+            deleted: state.deleted,
+            error: state.error.as_deref(),
+            at: Utc::now().to_rfc3339(),
+        },
     )?;
     result?;
     tracing::info!("{name}: table {table} deleted ({items} items): back to the baseline, no table");

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
+use crate::report::sections;
 use chrono::Utc;
-use serde_json::json;
 
 use super::{confirm, ledger};
 use crate::artifact::ArtifactReader;
@@ -191,14 +191,32 @@ pub async fn rollback(ctx: &Ctx, entity: &Entity, options: Options) -> Result<Ro
         &ctx.report("rollback_report.json"),
         &ctx.run_id,
         name,
-        json!({"table": table, "state": state.state,
-               "scope": if options.last { "lastSync" } else { "baseline" }, "backup": report.backup, "backupSha256": backup.sha256,
-               "backupArn": backup.backup_arn, "baselinePinnedAt": baseline.pinned_at,
-               "ledgers": baseline.ledgers.iter().map(|l| l.path.display().to_string()).collect::<Vec<_>>(),
-               "checked": state.checked, "total": state.total, "deleted": state.deleted,
-               "restored": state.restored, "unchanged": state.unchanged, "drift": state.drift, "forced": options.force,
-               "driftItems": examples, "driftFile": report.drift_file,
-               "failed": state.failed, "error": state.error, "at": Utc::now().to_rfc3339()}),
+        sections::Rollback {
+            table: &table,
+            state: state.state,
+            scope: if options.last { "lastSync" } else { "baseline" },
+            backup: &report.backup,
+            backup_sha256: &backup.sha256,
+            backup_arn: backup.backup_arn.as_deref(),
+            baseline_pinned_at: baseline.pinned_at,
+            ledgers: baseline
+                .ledgers
+                .iter()
+                .map(|l| l.path.display().to_string())
+                .collect(),
+            checked: state.checked,
+            total: state.total,
+            deleted: state.deleted,
+            restored: state.restored,
+            unchanged: state.unchanged,
+            drift: state.drift,
+            forced: options.force,
+            drift_items: &examples,
+            drift_file: &report.drift_file,
+            failed: state.failed,
+            error: state.error.as_deref(),
+            at: Utc::now().to_rfc3339(),
+        },
     )?;
     result?;
     if state.failed > 0 {

@@ -1,5 +1,5 @@
 //! What each phase writes into its JSON report, per entity, as types: the
-//! validation, load and verification sections (field by field in
+//! validation, load, verification and rollback sections (field by field in
 //! docs/report.md). The phases fill them; [`super::update`] stores them.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::checkpoint::BackupInfo;
+use chrono::{DateTime, Utc};
+
+use crate::checkpoint::{BackupInfo, State};
 use crate::pitr::PitrWindow;
 
 /// `validation_report.json`: one entity's validation.
@@ -113,4 +115,48 @@ pub struct Examples<'a> {
     pub extra: &'a [Value],
     pub foreign: &'a [Value],
     pub orphan_references: &'a [Value],
+}
+
+/// `rollback_report.json`: one entity's rollback, key by key.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollback<'a> {
+    pub table: &'a str,
+    pub state: State,
+    /// `baseline` or `lastSync`.
+    pub scope: &'static str,
+    pub backup: &'a str,
+    pub backup_sha256: &'a str,
+    pub backup_arn: Option<&'a str>,
+    pub baseline_pinned_at: DateTime<Utc>,
+    pub ledgers: Vec<String>,
+    pub checked: u64,
+    pub total: u64,
+    pub deleted: u64,
+    pub restored: u64,
+    pub unchanged: u64,
+    pub drift: u64,
+    pub forced: bool,
+    pub drift_items: &'a [Value],
+    pub drift_file: &'a str,
+    pub failed: u64,
+    pub error: Option<&'a str>,
+    pub at: String,
+}
+
+/// `rollback_report.json`: one entity's rollback of a table an S3 import
+/// created (the table deleted).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableDropped<'a> {
+    pub table: &'a str,
+    pub state: State,
+    /// `createdTable`.
+    pub scope: &'static str,
+    pub table_deleted: bool,
+    pub import_arn: Option<&'a str>,
+    pub import_run_id: &'a str,
+    pub deleted: u64,
+    pub error: Option<&'a str>,
+    pub at: String,
 }
