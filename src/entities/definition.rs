@@ -123,6 +123,12 @@ impl Entity {
     pub fn key(&self, id: &str) -> String {
         format!("{}{id}", self.key_prefix)
     }
+
+    /// The id in a `PK` of this entity's items ([`Entity::key`] undone);
+    /// `None` for a key of something else.
+    pub fn id_in_key<'k>(&self, pk: &'k str) -> Option<&'k str> {
+        pk.strip_prefix(self.key_prefix)
+    }
 }
 
 impl fmt::Debug for Entity {
@@ -161,5 +167,7 @@ mod tests {
         let id = BUYERS.id(&ns, 7);
         assert_eq!(id, crate::mapping::legacy_uuid(&ns, "buyer", 7).to_string());
         assert_eq!(BUYERS.key(&id), format!("BUYER#{id}"));
+        assert_eq!(BUYERS.id_in_key(&BUYERS.key(&id)), Some(id.as_str()));
+        assert_eq!(BUYERS.id_in_key("SALE#1"), None);
     }
 }

@@ -120,8 +120,8 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
             let page = page?;
             for item in page.items() {
                 let item = scanned(&ref_table, item)?;
-                if let Some(pk) = wire_str(&item, "PK") {
-                    ids.insert(key_hash(pk.trim_start_matches(target.key_prefix), ""));
+                if let Some(id) = wire_str(&item, "PK").and_then(|pk| target.id_in_key(pk)) {
+                    ids.insert(key_hash(id, ""));
                 }
             }
         }
