@@ -28,6 +28,7 @@ pub enum Op {
     Get,
     Describe,
     Delete,
+    Query,
 }
 
 /// What the next call of an [`Op`] does instead of answering normally.
@@ -50,7 +51,7 @@ struct State {
     faults: VecDeque<(Op, Fault)>,
     /// Writes of items with these `PK`s are refused (`ValidationException`).
     refused: Vec<String>,
-    calls: [u64; 5],
+    calls: [u64; 6],
     /// Descriptions set by a test; other tables are described as keyed by
     /// `PK` and `SK` (strings), `ACTIVE`, without indexes.
     described: BTreeMap<String, TableDescription>,
@@ -85,6 +86,39 @@ impl State {
             ));
         }
         Ok(unprocessed)
+    }
+
+    /// The key attributes of global secondary index `index` of `table`, as
+    /// the table's description (set by [`Memory::describe_as`]) declares it.
+    fn index_key(
+        &self,
+        table: &str,
+        index: &str,
+    ) -> std::result::Result<(String, Option<String>), Failed> {
+        let gsi = self
+            .described
+            .get(table)
+            .and_then(|d| {
+                d.global_secondary_indexes()
+                    .iter()
+                    .find(|g| g.index_name() == Some(index))
+            })
+            .ok_or_else(|| {
+                Failed::new(
+                    Class::Terminal,
+                    format!("ValidationException: table {table} has no index {index}"),
+                )
+            })?;
+        let name = |t: KeyType| {
+            gsi.key_schema()
+                .iter()
+                .find(|k| *k.key_type() == t)
+                .map(|k| k.attribute_name().to_string())
+        };
+        Ok((
+            name(KeyType::Hash).unwrap_or_default(),
+            name(KeyType::Range),
+        ))
     }
 
     fn table(&mut self, name: &str) -> std::result::Result<&mut BTreeMap<Key, String>, Failed> {
@@ -249,6 +283,10 @@ impl Memory {
         if let Some(f) = st.begin(Op::Scan).and_then(failure) {
             return Err(f);
         }
+        let index = match r.index {
+            Some(i) => Some(st.index_key(r.table, i)?),
+            None => None,
+        };
         let t = st.table(r.table)?;
         let start = r.start.as_ref().map(key);
         let range = match &start {
@@ -267,6 +305,12 @@ impl Memory {
                 continue;
             }
             let mut v: Map<String, Value> = serde_json::from_str(item).expect("stored wire JSON");
+            if let Some((hash, range)) = &index {
+                // A sparse index holds the items that have its keys.
+                if !v.contains_key(hash) || range.as_ref().is_some_and(|r| !v.contains_key(r)) {
+                    continue;
+                }
+            }
             if r.keys_only {
                 v.retain(|name, _| matches!(name.as_str(), "PK" | "SK" | "createdBy"));
             }
@@ -339,6 +383,24 @@ impl Memory {
         }))
     }
 
+    fn do_query(
+        &self,
+        r: &QueryRequest<'_>,
+    ) -> std::result::Result<(Vec<AvItem>, Option<AvItem>), Failed> {
+        let mut st = self.lock();
+        st.admit(Op::Query, 0, 0, "Query")?;
+        st.index_key(r.table, r.index)?;
+        let t = st.table(r.table)?;
+        let items = t
+            .iter()
+            .filter(|(k, _)| k.0.starts_with(r.prefix))
+            .map(|(_, item)| wire_item_to_av(item).expect("stored wire JSON"))
+            .filter(|av| av.get(r.hash.0) == Some(&r.hash.1))
+            .map(|av| av.into_iter().filter(|(n, _)| n == "PK").collect())
+            .collect();
+        Ok((items, None))
+    }
+
     fn do_delete(&self, table: &str) -> std::result::Result<(), Failed> {
         let mut st = self.lock();
         st.admit(Op::Delete, 0, 0, "DeleteTable")?;
@@ -371,5 +433,9 @@ impl Target for Memory {
 
     fn delete_table<'a>(&'a self, table: &'a str) -> Call<'a, ()> {
         Box::pin(std::future::ready(self.do_delete(table)))
+    }
+
+    fn query<'a>(&'a self, request: QueryRequest<'a>) -> Call<'a, (Vec<AvItem>, Option<AvItem>)> {
+        Box::pin(std::future::ready(self.do_query(&request)))
     }
 }

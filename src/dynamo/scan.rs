@@ -139,6 +139,7 @@ pub fn scan(
                 let page = retry_failed(&policy, &format!("scan of {table}"), || {
                     target.scan(ScanRequest {
                         table: &table,
+                        index: None,
                         segment,
                         segments,
                         prefix: prefix.as_deref(),
@@ -167,4 +168,57 @@ pub fn scan(
         });
     }
     rx
+}
+
+/// The items of `index` of `table` whose `PK` starts with `prefix`,
+/// counted by a parallel Scan of `segments` segments (keys only).
+pub async fn count_index(
+    target: &dyn Target,
+    table: &str,
+    index: &str,
+    prefix: &str,
+    segments: u32,
+    policy: &RetryPolicy,
+) -> Result<u64> {
+    let what = format!("scan of index {index} of {table}");
+    let segments = segments.max(1);
+    let counts = futures_util::future::try_join_all((0..segments).map(|segment| {
+        let what = &what;
+        async move {
+            let (mut n, mut start) = (0u64, None);
+            loop {
+                let (page, last) = retry_failed(policy, what, || {
+                    target.scan(ScanRequest {
+                        table,
+                        index: Some(index),
+                        segment,
+                        segments,
+                        prefix: Some(prefix),
+                        keys_only: true,
+                        limit: SCAN_PAGE_ITEMS,
+                        start: start.clone(),
+                    })
+                })
+                .await?;
+                n += page.len() as u64;
+                start = last;
+                if start.is_none() {
+                    return Ok::<u64, crate::error::Error>(n);
+                }
+            }
+        }
+    }))
+    .await?;
+    Ok(counts.into_iter().sum())
+}
+
+/// One page of a Query ([`QueryRequest`]), retried: the items, projected
+/// to `PK`, and where the next page starts.
+pub async fn query_page(
+    target: &dyn Target,
+    request: &QueryRequest<'_>,
+    policy: &RetryPolicy,
+) -> Result<(Vec<AvItem>, Option<AvItem>)> {
+    let what = format!("query of index {} of {}", request.index, request.table);
+    retry_failed(policy, &what, || target.query(request.clone())).await
 }

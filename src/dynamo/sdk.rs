@@ -54,9 +54,10 @@ impl Target for Sdk {
             .0
             .scan()
             .table_name(r.table)
+            .set_index_name(r.index.map(str::to_string))
             .segment(r.segment as i32)
             .total_segments(r.segments as i32)
-            .consistent_read(true)
+            .consistent_read(r.index.is_none())
             .limit(r.limit)
             .set_exclusive_start_key(r.start);
         if let Some(p) = r.prefix {
@@ -140,6 +141,28 @@ impl Target for Sdk {
                 }
                 Err(e) => Err(Failed::of(&e)),
             }
+        })
+    }
+
+    fn query<'a>(&'a self, r: QueryRequest<'a>) -> Call<'a, (Vec<AvItem>, Option<AvItem>)> {
+        Box::pin(async move {
+            let out = self
+                .0
+                .query()
+                .table_name(r.table)
+                .index_name(r.index)
+                .key_condition_expression("#h = :h")
+                .filter_expression("begins_with(#pk, :prefix)")
+                .projection_expression("#pk")
+                .expression_attribute_names("#h", r.hash.0)
+                .expression_attribute_names("#pk", "PK")
+                .expression_attribute_values(":h", r.hash.1)
+                .expression_attribute_values(":prefix", AttributeValue::S(r.prefix.into()))
+                .set_exclusive_start_key(r.start)
+                .send()
+                .await
+                .map_err(|err| Failed::of(&err))?;
+            Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
         })
     }
 

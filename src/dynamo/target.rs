@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::TableDescription;
+use aws_sdk_dynamodb::types::{AttributeValue, TableDescription};
 
 use super::*;
 
@@ -26,6 +26,9 @@ pub type Call<'a, T> = Pin<Box<dyn Future<Output = std::result::Result<T, Failed
 #[derive(Debug, Clone)]
 pub struct ScanRequest<'a> {
     pub table: &'a str,
+    /// Scan this global secondary index instead of the table (not a
+    /// consistent read: DynamoDB has none on one).
+    pub index: Option<&'a str>,
     pub segment: u32,
     pub segments: u32,
     /// Keep only items whose `PK` starts with it.
@@ -35,6 +38,20 @@ pub struct ScanRequest<'a> {
     /// Items a page may hold.
     pub limit: i32,
     /// Where the previous page of this segment ended.
+    pub start: Option<AvItem>,
+}
+
+/// One page of a Query of a global secondary index under one partition key,
+/// for the `PK`s of the items of one entity there.
+#[derive(Debug, Clone)]
+pub struct QueryRequest<'a> {
+    pub table: &'a str,
+    pub index: &'a str,
+    /// The index's partition key attribute, and the value asked for.
+    pub hash: (&'a str, AttributeValue),
+    /// Keep only items whose `PK` starts with it.
+    pub prefix: &'a str,
+    /// Where the previous page ended.
     pub start: Option<AvItem>,
 }
 
@@ -61,6 +78,10 @@ pub trait Target: Send + Sync {
     /// such table; a table still being created or updated is a transient
     /// failure (it can be deleted once `ACTIVE`).
     fn delete_table<'a>(&'a self, table: &'a str) -> Call<'a, ()>;
+
+    /// One Query page ([`QueryRequest`]): the items, projected to `PK`, and
+    /// where the next page starts.
+    fn query<'a>(&'a self, request: QueryRequest<'a>) -> Call<'a, (Vec<AvItem>, Option<AvItem>)>;
 }
 
 /// The target of a run, shared by every task that calls it.

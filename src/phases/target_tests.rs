@@ -413,3 +413,78 @@ async fn a_sync_writes_only_the_changes_and_rollback_last_undoes_it() {
     assert!(memory.item(TABLE, "BUYER#00000041", "METADATA").is_none());
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[tokio::test]
+async fn the_index_check_counts_and_samples_through_the_seam() {
+    use aws_sdk_dynamodb::types::{
+        GlobalSecondaryIndexDescription, KeySchemaElement, KeyType, TableDescription,
+    };
+    let sales = crate::entities::find("sales").unwrap();
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let mut desc = TableDescription::builder();
+    for (gsi, h, r) in [("GSI1", "GSI1PK", "GSI1SK"), ("GSI2", "GSI2PK", "GSI2SK")] {
+        desc = desc.global_secondary_indexes(
+            GlobalSecondaryIndexDescription::builder()
+                .index_name(gsi)
+                .key_schema(key(h, KeyType::Hash))
+                .key_schema(key(r, KeyType::Range))
+                .build(),
+        );
+    }
+    let memory = Memory::new();
+    memory.describe_as("SalesTable-t", desc.build());
+    // 12 sales of 3 buyers; every third one has no producer (not in GSI2).
+    let lines: Vec<String> = (0..12)
+        .map(|i| {
+            let producer = if i % 3 == 0 {
+                String::new()
+            } else {
+                r#","GSI2PK":"PRODUCER#p","GSI2SK":"SALE#d""#.to_string()
+            };
+            format!(
+                r#"{{"PK":"SALE#{i:02}","SK":"METADATA","GSI1PK":"BUYER#{}","GSI1SK":"SALE#d#{i:02}"{producer}}}"#,
+                i % 3
+            )
+        })
+        .collect();
+    for l in &lines {
+        memory.put_json("SalesTable-t", l);
+    }
+    let expected = || {
+        let mut e = super::verify::indexes::Expecting::new(sales);
+        for l in &lines {
+            e.add(&crate::json::Obj::parse(l).unwrap());
+        }
+        e.finish()
+    };
+    let policy = crate::dynamo::RetryPolicy::from_config(&config(&std::env::temp_dir()).migration);
+    let (section, bad) =
+        super::verify::indexes::verify(&memory, "SalesTable-t", sales, expected(), 2, &policy)
+            .await
+            .unwrap();
+    assert_eq!(bad, 0, "{section:#?}");
+    assert_eq!(section[0]["expected"], 12);
+    assert_eq!(section[1]["countByScan"], 8);
+
+    // A sale whose buyer is lost from the table's item: GSI1 no longer
+    // holds it, and the check says which index and which sale.
+    memory.put_json(
+        "SalesTable-t",
+        r#"{"PK":"SALE#04","SK":"METADATA","GSI2PK":"PRODUCER#p","GSI2SK":"SALE#d"}"#,
+    );
+    let (section, bad) =
+        super::verify::indexes::verify(&memory, "SalesTable-t", sales, expected(), 2, &policy)
+            .await
+            .unwrap();
+    assert_eq!(bad, 1, "{section:#?}");
+    assert_eq!(section[0]["countByScan"], 11);
+    assert_eq!(section[0]["ok"], false);
+    let text = section[0].to_string();
+    assert!(text.contains("SALE#04"), "{text}");
+}

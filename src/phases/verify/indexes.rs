@@ -10,13 +10,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
 use crate::artifact::ArtifactReader;
-use crate::dynamo::{RetryPolicy, retrying};
+use crate::dynamo::{self, QueryRequest, RetryPolicy, Target};
 use crate::entities::Entity;
 use crate::entities::table::{Index, Scalar};
 use crate::error::{Error, Result};
@@ -132,52 +130,10 @@ pub fn expected(artifact: &Path, entity: &Entity) -> Result<Vec<Expected>> {
     Ok(expecting.finish())
 }
 
-/// The entity's items in an index, by a parallel Scan of it.
-async fn count(
-    client: &Client,
-    table: &str,
-    index: &str,
-    prefix: &str,
-    segments: u32,
-    policy: &RetryPolicy,
-) -> Result<u64> {
-    let what = format!("scan of index {index} of {table}");
-    let counts = try_join_all((0..segments.max(1)).map(|segment| {
-        let what = &what;
-        async move {
-            let mut n = 0u64;
-            let mut start = None;
-            loop {
-                let page = retrying(policy, what, || {
-                    client
-                        .scan()
-                        .table_name(table)
-                        .index_name(index)
-                        .segment(segment as i32)
-                        .total_segments(segments.max(1) as i32)
-                        .filter_expression("begins_with(#pk, :prefix)")
-                        .projection_expression("#pk")
-                        .expression_attribute_names("#pk", "PK")
-                        .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
-                        .set_exclusive_start_key(start.clone())
-                        .send()
-                })
-                .await?;
-                n += page.count().max(0) as u64;
-                start = page.last_evaluated_key().cloned();
-                if start.is_none() {
-                    return Ok::<u64, Error>(n);
-                }
-            }
-        }
-    }))
-    .await?;
-    Ok(counts.into_iter().sum())
-}
-
-/// The `PK`s of the entity's items under one partition key of an index.
+/// The `PK`s of the entity's items under one partition key of an index:
+/// how many, and at most [`SAMPLE_KEYS`] of them.
 async fn query(
-    client: &Client,
+    target: &dyn Target,
     table: &str,
     index: &Index,
     value: &str,
@@ -188,34 +144,25 @@ async fn query(
         Scalar::N => AttributeValue::N(value.into()),
         _ => AttributeValue::S(value.into()),
     };
-    let what = format!("query of index {} of {table}", index.name);
-    let (mut n, mut pks, mut start) = (0u64, BTreeSet::new(), None);
+    let mut request = QueryRequest {
+        table,
+        index: index.name,
+        hash: (index.key.hash.name, key),
+        prefix,
+        start: None,
+    };
+    let (mut n, mut pks) = (0u64, BTreeSet::new());
     loop {
-        let page = retrying(policy, &what, || {
-            client
-                .query()
-                .table_name(table)
-                .index_name(index.name)
-                .key_condition_expression("#h = :h")
-                .filter_expression("begins_with(#pk, :prefix)")
-                .projection_expression("#pk")
-                .expression_attribute_names("#h", index.key.hash.name)
-                .expression_attribute_names("#pk", "PK")
-                .expression_attribute_values(":h", key.clone())
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
-                .set_exclusive_start_key(start.clone())
-                .send()
-        })
-        .await?;
-        for item in page.items() {
+        let (items, last) = dynamo::query_page(target, &request, policy).await?;
+        for item in &items {
             n += 1;
             if let (true, Some(AttributeValue::S(pk))) = (pks.len() < SAMPLE_KEYS, item.get("PK")) {
                 pks.insert(pk.clone());
             }
         }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            return Ok((n, pks));
+        match last {
+            Some(k) => request.start = Some(k),
+            None => return Ok((n, pks)),
         }
     }
 }
@@ -223,7 +170,7 @@ async fn query(
 /// Checks every declared index of `entity` in `table`: the report section
 /// (one entry per index) and how many indexes differ.
 pub async fn verify(
-    client: &Client,
+    target: &dyn Target,
     table: &str,
     entity: &Entity,
     expected: Vec<Expected>,
@@ -235,17 +182,18 @@ pub async fn verify(
     let mut bad = 0u64;
     for e in expected {
         let name = e.index.name;
-        let mut counted = count(client, table, name, prefix, segments, policy).await?;
+        let mut counted =
+            dynamo::count_index(target, table, name, prefix, segments, policy).await?;
         if counted != e.expected {
             // An index is updated shortly after the table (eventually
             // consistent on DynamoDB): count once more before calling it.
             tokio::time::sleep(Duration::from_secs(2)).await;
-            counted = count(client, table, name, prefix, segments, policy).await?;
+            counted = dynamo::count_index(target, table, name, prefix, segments, policy).await?;
         }
         let mut ok = counted == e.expected;
         let mut samples = Vec::new();
         for s in &e.samples {
-            let (found, pks) = query(client, table, &e.index, &s.value, prefix, policy).await?;
+            let (found, pks) = query(target, table, &e.index, &s.value, prefix, policy).await?;
             let complete = s.count <= SAMPLE_KEYS as u64 && found <= SAMPLE_KEYS as u64;
             let missing: Vec<&String> = if complete {
                 s.pks.difference(&pks).take(LISTED).collect()

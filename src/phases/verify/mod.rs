@@ -48,8 +48,6 @@ const EXAMPLES: usize = 50;
 struct Target<'a> {
     entity: &'a Entity,
     table: String,
-    /// Index checks (Query, counting Scans) still call DynamoDB directly.
-    client: aws_sdk_dynamodb::Client,
     store: dynamo::SharedTarget,
     policy: RetryPolicy,
     segments: u32,
@@ -82,7 +80,6 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
     // pass, so a file that differs from its manifest leaves nothing).
     let mut reader = ArtifactReader::open_streamed(&artifact)?;
     let input_sha256 = Some(reader.manifest().sha256.clone());
-    let client = ctx.dynamo().await.clone();
     let store = ctx.target().await;
     let policy = RetryPolicy::from_config(&ctx.config.migration);
     let segments = ctx.config.migration.scan_segments;
@@ -130,7 +127,6 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
     let t = Target {
         entity,
         table: ctx.table(entity)?.to_string(),
-        client,
         store,
         policy,
         segments,
@@ -170,7 +166,7 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
         }
     };
     let (indexes, bad_indexes) = indexes::verify(
-        &t.client,
+        &*t.store,
         &t.table,
         entity,
         index_expected,
