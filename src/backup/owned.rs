@@ -11,7 +11,7 @@ use super::ledger;
 use crate::checkpoint::Checkpoint;
 use crate::entities::{CREATED_BY, Entity};
 use crate::error::Result;
-use crate::phases::{KeySet, key_hash};
+use crate::fingerprint::{KeySet, key_hash};
 
 /// The keys an entity's ledgers name (16 bytes a key), and its prefix.
 pub struct Owned {

@@ -24,8 +24,8 @@ use crate::dynamo::{
 use crate::entities::Item;
 use crate::entities::table::Index;
 use crate::error::{Error, Result};
+use crate::fingerprint::{KeySet, key_hash};
 use crate::fingerprint::{stable_av, stable_wire};
-use crate::phases::{KeySet, key_hash};
 use crate::pipeline::{self, Batcher, Control, Ended};
 
 const SAVE_EVERY: Duration = Duration::from_secs(2);

@@ -7,7 +7,9 @@
 //! Verify hashes with the standard library's fast hasher (values compared
 //! within one process); the load's ledger and rollback need a fingerprint
 //! that means the same to a later binary, and use [`Stable`] (SHA-256, cut
-//! to 128 bits) through the same walk (docs/rollback.md).
+//! to 128 bits) through the same walk (docs/rollback.md). Item keys have
+//! their own 128-bit hash ([`key_hash`]) for the key sets of validate,
+//! sync, verify and rollback.
 
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
@@ -362,6 +364,23 @@ pub fn stable_line(line: &str) -> serde_json::Result<u128> {
     fingerprint_obj(&item, &mut h);
     Ok(h.digest())
 }
+
+/// A 128-bit fingerprint of an item key, for key sets that must stay small
+/// in memory at millions of items: two independent 64-bit SipHashes, so a
+/// collision among a billion keys has odds around 10⁻²⁰.
+pub fn key_hash(pk: &str, sk: &str) -> u128 {
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        pk.hash(&mut h);
+        sk.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+/// A set of key fingerprints.
+pub type KeySet = std::collections::HashSet<u128>;
 
 #[cfg(test)]
 mod tests;

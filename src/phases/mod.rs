@@ -18,8 +18,7 @@ pub mod verify;
 #[cfg(test)]
 mod target_tests;
 
-use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::BTreeMap;
 
 pub use conserve::conserved;
 
@@ -85,20 +84,3 @@ pub async fn run(phase: Phase, unit: Unit<'_>) -> Result<Outcome> {
         )),
     }
 }
-
-/// A 128-bit fingerprint of an item key, for key sets that must stay small
-/// in memory at millions of items: two independent 64-bit SipHashes, so a
-/// collision among a billion keys has odds around 10⁻²⁰.
-pub fn key_hash(pk: &str, sk: &str) -> u128 {
-    let half = |salt: u8| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        salt.hash(&mut h);
-        pk.hash(&mut h);
-        sk.hash(&mut h);
-        h.finish()
-    };
-    (u128::from(half(1)) << 64) | u128::from(half(2))
-}
-
-/// A set of key fingerprints.
-pub type KeySet = HashSet<u128>;

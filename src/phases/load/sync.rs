@@ -31,9 +31,9 @@ use crate::dynamo::{self, RetryPolicy, Write};
 use crate::entities::Entity;
 use crate::entities::table::Index;
 use crate::error::{Error, Result};
+use crate::fingerprint::key_hash;
 use crate::fingerprint::{fingerprint_parsed, fingerprint_wire};
 use crate::json::{Obj, Val};
-use crate::phases::key_hash;
 
 /// What the difference came to.
 pub struct Diff {

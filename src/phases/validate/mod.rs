@@ -13,12 +13,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{KeySet, Outcome, Unit, conserved, key_hash};
+use super::{Outcome, Unit, conserved};
 use crate::artifact::{ArtifactReader, ArtifactWriter};
 use crate::checkpoint::Phase;
 use crate::ctx::{Ctx, artifact_path};
 use crate::entities::{Entity, Reference};
 use crate::error::{Error, Result};
+use crate::fingerprint::{KeySet, key_hash};
 use crate::json::Obj;
 use crate::parallel;
 use crate::report::{self, sections};

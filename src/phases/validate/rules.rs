@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::dynamo::{MAX_ITEM_BYTES, item_size};
 use crate::entities::{Entity, Finding, Reference, Severity, UniqueAttribute};
 use crate::error::{Error, Result};
+use crate::fingerprint::{KeySet, key_hash};
 use crate::json::{Borrowed, Obj, Val};
-use crate::phases::{KeySet, key_hash};
 
 /// A record of the transformed artifact as validate reads it: the item stays
 /// the text transform wrote until it is parsed in place.

@@ -10,13 +10,13 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
 
-use super::key_hash;
 use super::reconcile::{self, Tally};
 use crate::artifact::ArtifactReader;
 use crate::ctx::Ctx;
 use crate::dynamo::{self, MAX_BATCH_GET_KEYS, RetryPolicy, item_from_av, key_of};
 use crate::entities::Item;
 use crate::error::Result;
+use crate::fingerprint::key_hash;
 
 use super::*;
 

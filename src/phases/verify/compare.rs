@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::{KeySet, key_hash};
 use crate::entities::{self, Item};
 use crate::error::{Error, Result};
+use crate::fingerprint::{KeySet, key_hash};
 use crate::json::{Obj, Val};
 use crate::mapping::canonical_number_cow;
 

@@ -19,7 +19,7 @@
 use std::time::Instant;
 
 use super::reconcile::{self, Tally};
-use super::{KeySet, Outcome, Unit, key_hash};
+use super::{Outcome, Unit};
 use crate::artifact::ArtifactReader;
 use crate::checkpoint::Phase;
 use crate::config::VerifyMethod;
@@ -28,6 +28,7 @@ use crate::dynamo::{self, RetryPolicy};
 use crate::entities::{self, Entity};
 use crate::error::{Error, Result};
 use crate::fingerprint::fingerprint_parsed;
+use crate::fingerprint::{KeySet, key_hash};
 use crate::json::Obj;
 use crate::report::{self, sections};
 

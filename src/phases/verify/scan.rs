@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use super::key_hash;
 use super::reconcile::{self, Tally};
 use crate::artifact::ArtifactReader;
 use crate::ctx::Ctx;
 use crate::dynamo::{self, item_from_av, key_of};
 use crate::entities::Item;
 use crate::error::{Error, Result};
+use crate::fingerprint::key_hash;
 use crate::fingerprint::{fingerprint, fingerprint_wire};
 
 use super::*;
