@@ -15,7 +15,6 @@
 //! (docs/safety.md).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,12 +31,14 @@ use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats};
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Batch, Batcher, Control, Ended};
-use crate::report::{self, sections};
+use crate::report;
 
 mod failed;
+mod section;
 pub mod sync;
 
 use failed::{enrich_failed, keep_failed_before, open_append};
+use section::{Rate, write_report};
 
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
@@ -362,64 +363,6 @@ async fn load(
             }
         }
     }
-}
-
-/// The write units this command sent and the rate it achieved, beside the
-/// cap (docs/cutover.md).
-struct Rate {
-    cap: Option<u64>,
-    units: u64,
-    per_second: f64,
-}
-
-fn write_report(
-    ctx: &Ctx,
-    entity: &Entity,
-    table: &str,
-    step: &Step,
-    unconfirmed_failed: u64,
-    failed_path: &Path,
-    rate: Rate,
-) -> Result<()> {
-    report::update(
-        &ctx.report("load_report.json"),
-        &ctx.run_id,
-        entity.name,
-        sections::Load {
-            table,
-            mode: if step.sync.is_some() { "sync" } else { "put" },
-            items: step.records_in,
-            confirmed: step.confirmed,
-            written: step.written,
-            failed: step.failed.unwrap_or(0) + unconfirmed_failed,
-            failed_unconfirmed: unconfirmed_failed,
-            failed_file: failed_path,
-            requests: step.counts.map(|c| c.requests),
-            throttled: step.counts.map(|c| c.throttled),
-            server_errors: step.counts.map(|c| c.server_errors),
-            timeouts: step.counts.map(|c| c.timeouts),
-            unprocessed_items: step.counts.map(|c| c.unprocessed_items),
-            refused: step.counts.map(|c| c.refused),
-            retries: step.counts.map(|c| c.retries),
-            retry_wait_ms: step.counts.map(|c| c.wait_ms),
-            write_units: step.counts.map(|c| c.write_units),
-            write_units_this_command: rate.units,
-            write_units_per_second: (rate.per_second * 10.0).round() / 10.0,
-            max_write_units_per_second: rate.cap,
-            seconds: step.elapsed_secs(),
-            backup: step.backup.as_ref(),
-            point_in_time_recovery: step.pitr.as_ref(),
-            sync: step.sync.as_ref().map(|s| sections::LoadSync {
-                new: s.counts.new,
-                changed: s.counts.changed,
-                unchanged: s.counts.unchanged,
-                deleted: s.counts.deleted,
-                foreign: s.counts.foreign,
-                changes_file: &s.changes,
-                before_images: &s.before.path,
-            }),
-        },
-    )
 }
 
 /// How far the artifact is confirmed. Batches finish in any order; the
