@@ -37,7 +37,8 @@ pub async fn drop_table(
         )));
     }
     let policy = RetryPolicy::from_config(&ctx.config.migration);
-    let items = crate::dynamo::describe_table(&*ctx.target().await, table, &policy)
+    let target = ctx.target().await;
+    let items = crate::dynamo::describe_table(&*target, table, &policy)
         .await?
         .map(|d| d.item_count().unwrap_or(0).max(0) as u64);
     let Some(items) = items else {
@@ -61,7 +62,7 @@ pub async fn drop_table(
     let mut state = RollbackState::running(&ctx.run_id, items, false);
     cp.rollbacks.insert(name.to_string(), state.clone());
     cp.save()?;
-    let result = tables::delete(&*ctx.target().await, table, DELETE_WAIT, &policy).await;
+    let result = tables::delete(&*target, table, DELETE_WAIT, &policy).await;
     state.finished_at = Some(Utc::now());
     state.state = if result.is_ok() {
         State::Done

@@ -304,9 +304,9 @@ async fn measure(ctx: &Ctx, spec: &TableSpec, sample: &[String]) -> Result<(f64,
             "scratch table {name} already exists"
         )));
     }
+    let target = ctx.target().await;
     let result = async {
         tables::wait_active(client, &name, SCRATCH_TIMEOUT, &policy).await?;
-        let target = ctx.target().await;
         timed_writes(
             &*target,
             &name,
@@ -318,7 +318,7 @@ async fn measure(ctx: &Ctx, spec: &TableSpec, sample: &[String]) -> Result<(f64,
         .await
     }
     .await;
-    let deleted = tables::delete(&*ctx.target().await, &name, SCRATCH_TIMEOUT, &policy).await;
+    let deleted = tables::delete(&*target, &name, SCRATCH_TIMEOUT, &policy).await;
     let rate = result?;
     deleted?;
     Ok((rate, name))

@@ -1,6 +1,9 @@
 //! What each phase writes into its JSON report, per entity, as types: the
 //! validation, load, verification and rollback sections (field by field in
 //! docs/report.md). The phases fill them; [`super::update`] stores them.
+//! The HTML page reads back only what it shows, into the owned structs of
+//! [`super::files`]: a projection of these, kept apart so the page never
+//! reads the records' values the examples hold.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

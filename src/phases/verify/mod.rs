@@ -27,8 +27,7 @@ use crate::ctx::Ctx;
 use crate::dynamo::{self, RetryPolicy};
 use crate::entities::{self, Entity};
 use crate::error::{Error, Result};
-use crate::fingerprint::fingerprint_parsed;
-use crate::fingerprint::{KeySet, key_hash};
+use crate::fingerprint::{KeySet, fingerprint_parsed, key_hash};
 use crate::json::Obj;
 use crate::report::{self, sections};
 
