@@ -1,6 +1,6 @@
 //! The ledger: one line per item a load sends, `{"PK":…,"SK":…,"fp":…}`,
-//! with the stable fingerprint of the item exactly as sent
-//! (`fingerprint::stable_wire`); a delete (a sync's) is
+//! with the fingerprint of the item exactly as sent
+//! (`fingerprint::of_wire`); a delete (a sync's) is
 //! `{"PK":…,"SK":…,"fp":"0…0","deleted":true}`. The load's reader appends a chunk of
 //! batches at a time, flushed and fdatasync'ed before the chunk is handed to
 //! the writers, so whatever reached the table is in the ledger, even after a
@@ -20,7 +20,7 @@ use crate::artifact::hex;
 use crate::checkpoint::LedgerInfo;
 use crate::crypt::{self, log::Appender};
 use crate::error::{Error, Result};
-use crate::fingerprint::stable_wire;
+use crate::fingerprint;
 use crate::json::Obj;
 use crate::pipeline::{Batch, BeforeSend};
 
@@ -36,7 +36,7 @@ pub struct Entry {
     pub pk: String,
     #[serde(rename = "SK")]
     pub sk: String,
-    /// [`stable_wire`] of the item as sent, 32 hex digits.
+    /// [`fingerprint::of_wire`] of the item as sent, 32 hex digits.
     #[serde(with = "fp_hex")]
     pub fp: u128,
     /// A delete: the load removed the item (`fp` is [`ABSENT`]).
@@ -100,7 +100,7 @@ impl LedgerWriter {
                         Entry {
                             pk: pk.unwrap_or_default().to_string(),
                             sk: sk.unwrap_or_default().to_string(),
-                            fp: stable_wire(&obj),
+                            fp: fingerprint::of_wire(&obj),
                             deleted: false,
                         }
                     }
@@ -291,7 +291,10 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(got[1].pk, "BUYER#2");
         for (e, l) in got.iter().zip(lines) {
-            assert_eq!(e.fp, crate::fingerprint::stable_line(l).unwrap());
+            assert_eq!(
+                e.fp,
+                crate::fingerprint::of_line(&crate::json::Obj::parse(l).unwrap())
+            );
             assert!(!e.deleted);
         }
         // a sync's delete names the key and leaves it absent

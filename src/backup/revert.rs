@@ -24,8 +24,8 @@ use crate::dynamo::{
 use crate::entities::Item;
 use crate::entities::table::Index;
 use crate::error::{Error, Result};
+use crate::fingerprint;
 use crate::fingerprint::{KeySet, key_hash};
-use crate::fingerprint::{stable_av, stable_wire};
 use crate::pipeline::{self, Batcher, Control, Ended};
 
 const SAVE_EVERY: Duration = Duration::from_secs(2);
@@ -124,7 +124,7 @@ pub(super) async fn revert(
         let (pk, sk) = wire_key(&item);
         let hash = key_hash(pk.unwrap_or_default(), sk.unwrap_or_default());
         if written.contains_key(&hash) {
-            base.insert(hash, stable_wire(&item));
+            base.insert(hash, fingerprint::of_wire(&item));
         }
     }
     tracing::info!(
@@ -273,7 +273,7 @@ async fn check_group(
                 Some(AttributeValue::S(s)) => s.as_str(),
                 _ => "",
             };
-            (key_hash(s("PK"), s("SK")), stable_av(item))
+            (key_hash(s("PK"), s("SK")), fingerprint::of_av(item))
         })
         .collect();
     let mut g = Group {

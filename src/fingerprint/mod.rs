@@ -1,15 +1,16 @@
 //! Item fingerprints: one walk over an item's attributes that gives the same
-//! hash for items verify calls equal (numbers by value, maps member by
+//! value for items verify calls equal (numbers by value, maps member by
 //! member, lists in order, every kind tagged), whichever form the item is
 //! read in: an artifact line, a `serde_json` map, an SDK item, or DynamoDB's
 //! wire JSON as a Scan page or a backup holds it.
 //!
-//! Verify hashes with the standard library's fast hasher (values compared
-//! within one process); the load's ledger and rollback need a fingerprint
-//! that means the same to a later binary, and use [`Stable`] (SHA-256, cut
-//! to 128 bits) through the same walk (docs/rollback.md). Item keys have
-//! their own 128-bit hash ([`key_hash`]) for the key sets of validate,
-//! sync, verify and rollback.
+//! There is one fingerprint, [`Fingerprint`]: the walk's tokens hashed with
+//! SHA-256, cut to 128 bits ([`Stable`]), so it means the same to a later
+//! binary (the load's ledger keeps it on disk) and is the same in verify,
+//! sync and rollback. Sets that hold one per item in memory keep its first
+//! 64 bits ([`short`]). An item's key has its fingerprint too
+//! ([`key_hash`]): the fingerprint of the item that holds only the key
+//! (docs/design.md, "Fingerprints").
 
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
@@ -23,10 +24,10 @@ use crate::entities::Item;
 use crate::json::{Obj, Val};
 use crate::mapping::canonical_number_cow;
 
-/// A 64-bit fingerprint of an attribute value that is the same for values
-/// [`same_value`] calls equal: numbers by canonical decimal text, maps by
-/// sorted member names, lists in order, every kind tagged.
-fn fingerprint_into(value: &Value, h: &mut impl Hasher) {
+/// The walk of an attribute value, the same for values verify's comparison
+/// calls equal: numbers by canonical decimal text, maps by sorted member
+/// names, lists in order, every kind tagged.
+fn fingerprint_into(value: &Value, h: &mut Stable) {
     match value {
         Value::Null => 0u8.hash(h),
         Value::Bool(b) => {
@@ -51,16 +52,16 @@ fn fingerprint_into(value: &Value, h: &mut impl Hasher) {
                 fingerprint_into(v, h);
             }
         }
-        Value::Object(map) => {
-            fingerprint_members(map.iter().map(|(k, v)| (k.as_str(), v)), h, |v, h| {
-                fingerprint_into(v, &mut Dyn(h))
-            })
-        }
+        Value::Object(map) => fingerprint_members(
+            map.iter().map(|(k, v)| (k.as_str(), v)),
+            h,
+            fingerprint_into,
+        ),
     }
 }
 
-/// [`fingerprint_into`] of a value parsed in place (see [`fingerprint_parsed`]).
-fn fingerprint_val(value: &Val<'_>, h: &mut impl Hasher) {
+/// [`fingerprint_into`] of a value parsed in place (see [`of_line`]).
+fn fingerprint_val(value: &Val<'_>, h: &mut Stable) {
     match value {
         Val::Null => 0u8.hash(h),
         Val::Bool(b) => {
@@ -89,26 +90,32 @@ fn fingerprint_val(value: &Val<'_>, h: &mut impl Hasher) {
     }
 }
 
-fn fingerprint_obj(o: &Obj<'_>, h: &mut impl Hasher) {
-    fingerprint_members(o.0.iter().map(|(k, v)| (k.as_ref(), v)), h, |v, h| {
-        fingerprint_val(v, &mut Dyn(h))
-    })
+fn fingerprint_obj(o: &Obj<'_>, h: &mut Stable) {
+    fingerprint_members(o.0.iter().map(|(k, v)| (k.as_ref(), v)), h, fingerprint_val)
 }
 
-/// The fingerprint of an artifact line parsed in place: equal to
-/// `fingerprint` of the item it holds, without building a
-/// `serde_json::Value`.
-pub fn fingerprint_parsed(item: &Obj<'_>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+/// An item's fingerprint (see the module's head).
+pub type Fingerprint = u128;
+
+/// The fingerprint of an artifact line (plain JSON) parsed in place: equal to
+/// [`of_wire`] of the item the load sends for it.
+pub fn of_line(item: &Obj<'_>) -> Fingerprint {
+    let mut h = Stable::new();
     fingerprint_obj(item, &mut h);
-    h.finish()
+    h.digest()
+}
+
+/// The first 64 bits of a fingerprint, for sets that hold one per item in
+/// memory (verify, sync).
+pub fn short(fp: Fingerprint) -> u64 {
+    (fp >> 64) as u64
 }
 
 /// Like [`fingerprint_into`] for an object's members.
 fn fingerprint_members<'a, V: 'a>(
     members: impl ExactSizeIterator<Item = (&'a str, &'a V)>,
-    h: &mut impl Hasher,
-    value: impl Fn(&V, &mut dyn Hasher),
+    h: &mut Stable,
+    value: impl Fn(&V, &mut Stable),
 ) {
     5u8.hash(h);
     members.len().hash(h);
@@ -120,56 +127,58 @@ fn fingerprint_members<'a, V: 'a>(
     }
 }
 
-/// The fingerprint of a whole item (see [`fingerprint_into`]).
-pub fn fingerprint(item: &Item) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fingerprint_members(item.iter().map(|(k, v)| (k.as_str(), v)), &mut h, |v, h| {
-        fingerprint_into(v, &mut Dyn(h))
-    });
-    h.finish()
+/// The fingerprint of an item held as a `serde_json` map: equal to
+/// [`of_line`] of its text.
+pub fn of_item(item: &Item) -> Fingerprint {
+    let mut h = Stable::new();
+    fingerprint_members(
+        item.iter().map(|(k, v)| (k.as_str(), v)),
+        &mut h,
+        fingerprint_into,
+    );
+    h.digest()
 }
 
-/// The fingerprint of an SDK item: equal to `fingerprint(&item_from_av(item))`
-/// without building the JSON value.
-#[cfg(test)]
-pub fn fingerprint_av(item: &dynamo::AvItem) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+/// The fingerprint of an SDK item (a GetItem or BatchGetItem answer): equal
+/// to [`of_wire`] of the same item on the wire, and to [`of_item`] of the
+/// JSON item `from_av` makes of it.
+pub fn of_av(item: &dynamo::AvItem) -> Fingerprint {
+    let mut h = Stable::new();
     av_item_into(item, &mut h);
-    h.finish()
+    h.digest()
 }
 
-fn av_item_into(item: &dynamo::AvItem, h: &mut impl Hasher) {
+fn av_item_into(item: &dynamo::AvItem, h: &mut Stable) {
     fingerprint_members(item.iter().map(|(k, v)| (k.as_str(), v)), h, av_value);
 }
 
 /// [`fingerprint_into`] of an SDK value, as `from_av` would convert it
 /// (sets and binaries, which have no JSON form, apart).
-fn av_value(v: &AttributeValue, h: &mut dyn Hasher) {
-    let mut h = Dyn(h);
+fn av_value(v: &AttributeValue, h: &mut Stable) {
     match v {
         AttributeValue::S(s) => {
-            3u8.hash(&mut h);
-            s.hash(&mut h);
+            3u8.hash(h);
+            s.hash(h);
         }
-        AttributeValue::N(n) => number_fingerprint(n, &mut h),
+        AttributeValue::N(n) => number_fingerprint(n, h),
         AttributeValue::Bool(b) => {
-            1u8.hash(&mut h);
-            b.hash(&mut h);
+            1u8.hash(h);
+            b.hash(h);
         }
-        AttributeValue::Null(_) => 0u8.hash(&mut h),
+        AttributeValue::Null(_) => 0u8.hash(h),
         AttributeValue::L(items) => {
-            4u8.hash(&mut h);
-            items.len().hash(&mut h);
+            4u8.hash(h);
+            items.len().hash(h);
             for v in items {
-                av_value(v, &mut h);
+                av_value(v, h);
             }
         }
         AttributeValue::M(map) => {
-            fingerprint_members(map.iter().map(|(k, v)| (k.as_str(), v)), &mut h, av_value)
+            fingerprint_members(map.iter().map(|(k, v)| (k.as_str(), v)), h, av_value)
         }
         // Sets in any order (the server keeps none), binaries by their bytes:
         // never in an artifact, but in backups of tables that hold them.
-        AttributeValue::Ss(v) => set(6, v.iter().map(|s| s.as_bytes().to_vec()), &mut h),
+        AttributeValue::Ss(v) => set(6, v.iter().map(|s| s.as_bytes().to_vec()), h),
         AttributeValue::Ns(v) => set(
             7,
             v.iter().map(|n| {
@@ -178,18 +187,18 @@ fn av_value(v: &AttributeValue, h: &mut dyn Hasher) {
                     .unwrap_or_else(|| n.clone())
                     .into_bytes()
             }),
-            &mut h,
+            h,
         ),
-        AttributeValue::Bs(v) => set(8, v.iter().map(|b| b.as_ref().to_vec()), &mut h),
+        AttributeValue::Bs(v) => set(8, v.iter().map(|b| b.as_ref().to_vec()), h),
         AttributeValue::B(b) => {
-            10u8.hash(&mut h);
-            b.as_ref().hash(&mut h);
+            10u8.hash(h);
+            b.as_ref().hash(h);
         }
-        other => fingerprint_into(&dynamo::from_av(other), &mut h),
+        other => fingerprint_into(&dynamo::from_av(other), h),
     }
 }
 
-fn set(tag: u8, members: impl Iterator<Item = Vec<u8>>, h: &mut Dyn<'_>) {
+fn set(tag: u8, members: impl Iterator<Item = Vec<u8>>, h: &mut Stable) {
     let mut members: Vec<Vec<u8>> = members.collect();
     members.sort_unstable();
     tag.hash(h);
@@ -199,53 +208,52 @@ fn set(tag: u8, members: impl Iterator<Item = Vec<u8>>, h: &mut Dyn<'_>) {
     }
 }
 
-/// The same fingerprint read from the item as the Scan page holds it, in
-/// DynamoDB's wire JSON parsed in place: equal to `fingerprint_av` of the
-/// item the SDK would have decoded.
-pub fn fingerprint_wire(item: &Obj<'_>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+/// The fingerprint of an item in DynamoDB's wire JSON parsed in place (a
+/// Scan page's item, a backup line, the item of a put request as sent):
+/// equal to [`of_av`] of the item the SDK would have decoded.
+pub fn of_wire(item: &Obj<'_>) -> Fingerprint {
+    let mut h = Stable::new();
     wire_item_into(item, &mut h);
-    h.finish()
+    h.digest()
 }
 
-fn wire_item_into(item: &Obj<'_>, h: &mut impl Hasher) {
+fn wire_item_into(item: &Obj<'_>, h: &mut Stable) {
     fingerprint_members(item.0.iter().map(|(k, v)| (k.as_ref(), v)), h, wire_value);
 }
 
-fn wire_value(v: &Val<'_>, h: &mut dyn Hasher) {
-    let mut h = Dyn(h);
+fn wire_value(v: &Val<'_>, h: &mut Stable) {
     if let Val::Obj(o) = v
         && let [(kind, inner)] = o.0.as_slice()
     {
         match (kind.as_ref(), inner) {
             ("S", Val::Str(s)) => {
-                3u8.hash(&mut h);
-                s.hash(&mut h);
+                3u8.hash(h);
+                s.hash(h);
                 return;
             }
             ("N", Val::Str(n)) => {
-                number_fingerprint(n, &mut h);
+                number_fingerprint(n, h);
                 return;
             }
             ("BOOL", Val::Bool(b)) => {
-                1u8.hash(&mut h);
-                b.hash(&mut h);
+                1u8.hash(h);
+                b.hash(h);
                 return;
             }
             ("NULL", _) => {
-                0u8.hash(&mut h);
+                0u8.hash(h);
                 return;
             }
             ("L", Val::Arr(items)) => {
-                4u8.hash(&mut h);
-                items.len().hash(&mut h);
+                4u8.hash(h);
+                items.len().hash(h);
                 for v in items {
-                    wire_value(v, &mut h);
+                    wire_value(v, h);
                 }
                 return;
             }
             ("M", Val::Obj(m)) => {
-                fingerprint_members(m.0.iter().map(|(k, v)| (k.as_ref(), v)), &mut h, wire_value);
+                fingerprint_members(m.0.iter().map(|(k, v)| (k.as_ref(), v)), h, wire_value);
                 return;
             }
             _ => {}
@@ -254,16 +262,16 @@ fn wire_value(v: &Val<'_>, h: &mut dyn Hasher) {
     // Sets, binaries: rare; through the SDK value. What is not a value at all
     // cannot equal an artifact value.
     match dynamo::wire_to_av(v) {
-        Ok(av) => av_value(&av, &mut h),
+        Ok(av) => av_value(&av, h),
         Err(_) => {
-            9u8.hash(&mut h);
-            format!("{v:?}").hash(&mut h);
+            9u8.hash(h);
+            format!("{v:?}").hash(h);
         }
     }
 }
 
 /// A number's part of a fingerprint, as `from_av` reads DynamoDB's `N`.
-fn number_fingerprint(n: &str, h: &mut Dyn<'_>) {
+fn number_fingerprint(n: &str, h: &mut Stable) {
     let canonical = canonical_number_cow(n);
     // A canonical text is a JSON number; any other text is checked.
     if !matches!(canonical, Some(Cow::Borrowed(_)))
@@ -281,27 +289,11 @@ fn number_fingerprint(n: &str, h: &mut Dyn<'_>) {
     }
 }
 
-/// A `&mut dyn Hasher` as a sized `Hasher`.
-struct Dyn<'a>(&'a mut dyn Hasher);
-
-impl Hasher for Dyn<'_> {
-    fn finish(&self) -> u64 {
-        self.0.finish()
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.write(bytes);
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.0.write_u8(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.0.write_usize(i);
-    }
-}
-
-/// A hasher whose output does not depend on the Rust release or the
-/// platform: SHA-256 of the walk's tokens (lengths as 8 bytes little
-/// endian), cut to 128 bits. For fingerprints kept on disk (the ledger).
+/// The fingerprint's hasher, whose output does not depend on the Rust
+/// release or the platform: SHA-256 of the walk's tokens (lengths as 8
+/// bytes little endian), cut to 128 bits. With the CPU's SHA instructions
+/// it costs what the standard library's SipHash does (docs/design.md,
+/// "Fingerprints").
 pub struct Stable(Sha256);
 
 impl Stable {
@@ -339,44 +331,20 @@ impl Hasher for Stable {
     }
 }
 
-/// The stable fingerprint of an item in DynamoDB's wire JSON (a backup line,
-/// a Scan item, the item of a put request as sent).
-pub fn stable_wire(item: &Obj<'_>) -> u128 {
+/// The fingerprint of an item key: [`of_line`] of the item `{"PK": pk,
+/// "SK": sk}`, for key sets that must stay small in memory at millions of
+/// items (a collision among a billion keys has odds around 10⁻²⁰).
+pub fn key_hash(pk: &str, sk: &str) -> Fingerprint {
+    // The walk's tokens of that two-member map, without building it.
     let mut h = Stable::new();
-    wire_item_into(item, &mut h);
+    5u8.hash(&mut h);
+    2usize.hash(&mut h);
+    for (name, value) in [("PK", pk), ("SK", sk)] {
+        name.hash(&mut h);
+        3u8.hash(&mut h);
+        value.hash(&mut h);
+    }
     h.digest()
-}
-
-/// The stable fingerprint of an SDK item (a GetItem or BatchGetItem
-/// answer): equal to [`stable_wire`] of the same item on the wire.
-pub fn stable_av(item: &dynamo::AvItem) -> u128 {
-    let mut h = Stable::new();
-    av_item_into(item, &mut h);
-    h.digest()
-}
-
-/// The stable fingerprint of an artifact line (plain JSON): equal to
-/// [`stable_wire`] of the item the load sends for it.
-#[cfg(test)]
-pub fn stable_line(line: &str) -> serde_json::Result<u128> {
-    let item = Obj::parse(line)?;
-    let mut h = Stable::new();
-    fingerprint_obj(&item, &mut h);
-    Ok(h.digest())
-}
-
-/// A 128-bit fingerprint of an item key, for key sets that must stay small
-/// in memory at millions of items: two independent 64-bit SipHashes, so a
-/// collision among a billion keys has odds around 10⁻²⁰.
-pub fn key_hash(pk: &str, sk: &str) -> u128 {
-    let half = |salt: u8| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        salt.hash(&mut h);
-        pk.hash(&mut h);
-        sk.hash(&mut h);
-        h.finish()
-    };
-    (u128::from(half(1)) << 64) | u128::from(half(2))
 }
 
 /// A set of key fingerprints.

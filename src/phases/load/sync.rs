@@ -32,7 +32,7 @@ use crate::entities::Entity;
 use crate::entities::table::Index;
 use crate::error::{Error, Result};
 use crate::fingerprint::key_hash;
-use crate::fingerprint::{fingerprint_parsed, fingerprint_wire};
+use crate::fingerprint::{self, short};
 use crate::json::{Obj, Val};
 
 /// What the difference came to.
@@ -116,7 +116,7 @@ pub async fn diff(
             let (pk, sk) = (pk.unwrap_or_default(), sk.unwrap_or_default());
             let kh = key_hash(pk, sk);
             match expected.binary_search_by_key(&kh, |e| e.0) {
-                Ok(i) if expected[i].1 == fingerprint_wire(&item) => state[i] = SAME,
+                Ok(i) if expected[i].1 == short(fingerprint::of_wire(&item)) => state[i] = SAME,
                 Ok(i) => {
                     state[i] = CHANGED;
                     if let Some(b) = before.as_mut() {
@@ -209,7 +209,7 @@ fn expected(mut reader: ArtifactReader) -> Result<Vec<(u128, u64)>> {
             Error::artifact(reader.path(), format!("line {}: {e}", reader.line_no()))
         })?;
         let kh = key_hash(item.str("PK").unwrap_or(""), item.str("SK").unwrap_or(""));
-        out.push((kh, fingerprint_parsed(&item)));
+        out.push((kh, short(fingerprint::of_line(&item))));
     }
     out.sort_unstable_by_key(|e| e.0);
     if let Some(w) = out.windows(2).find(|w| w[0].0 == w[1].0) {

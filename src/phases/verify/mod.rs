@@ -27,7 +27,7 @@ use crate::ctx::Ctx;
 use crate::dynamo::{self, RetryPolicy};
 use crate::entities::{self, Entity};
 use crate::error::{Error, Result};
-use crate::fingerprint::{KeySet, fingerprint_parsed, key_hash};
+use crate::fingerprint::{self, KeySet, key_hash, short};
 use crate::json::Obj;
 use crate::report::{self, sections};
 
@@ -285,7 +285,7 @@ fn fingerprints(
         let item = Obj::parse(&buf).map_err(|e| {
             Error::artifact(reader.path(), format!("line {}: {e}", reader.line_no()))
         })?;
-        expected.push(fingerprint_parsed(&item));
+        expected.push(short(fingerprint::of_line(&item)));
         indexes.add(&item);
     }
     expected.sort_unstable();
@@ -308,7 +308,7 @@ fn stop_if_cancelled(ctx: &Ctx, entity: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::entities::Item;
-    use crate::fingerprint::fingerprint;
+    use crate::fingerprint::{of_item as fingerprint, of_line};
 
     #[test]
     fn numbers_by_value_maps_by_member() {
@@ -332,10 +332,7 @@ mod tests {
         assert_eq!(fingerprint(&a), fingerprint(&same));
         let line =
             r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": [1, "\u0061"], "b": true, "z": null}"#;
-        assert_eq!(
-            fingerprint_parsed(&Obj::parse(line).unwrap()),
-            fingerprint(&a)
-        );
+        assert_eq!(of_line(&Obj::parse(line).unwrap()), fingerprint(&a));
         for other in [
             r#"{"n": 1.51, "m": {"x": "1", "y": 2.0}, "l": [1, "a"], "b": true, "z": null}"#,
             r#"{"n": 1.50, "m": {"x": "1", "y": 2.0}, "l": ["a", 1], "b": true, "z": null}"#,
@@ -349,7 +346,7 @@ mod tests {
             assert!(!differences(&a, &b).is_empty(), "{other}");
             assert_ne!(fingerprint(&a), fingerprint(&b), "{other}");
             assert_eq!(
-                fingerprint_parsed(&Obj::parse(other).unwrap()),
+                of_line(&Obj::parse(other).unwrap()),
                 fingerprint(&b),
                 "{other}"
             );

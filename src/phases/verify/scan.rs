@@ -11,7 +11,7 @@ use crate::dynamo::{self, item_from_av, key_of};
 use crate::entities::Item;
 use crate::error::{Error, Result};
 use crate::fingerprint::key_hash;
-use crate::fingerprint::{fingerprint, fingerprint_wire};
+use crate::fingerprint::{self, short};
 
 use super::*;
 
@@ -66,7 +66,7 @@ pub(super) async fn by_scan(
                 text("PK").unwrap_or_default(),
                 text("SK").unwrap_or_default(),
             );
-            let found = expected.binary_search(&fingerprint_wire(av));
+            let found = expected.binary_search(&short(fingerprint::of_wire(av)));
             let owned = found.is_ok() || t.owned.owns(key.0, key.1, text("createdBy"));
             // The money of the migration's items only: foreign items are
             // the application's (docs/checks.md).
@@ -119,7 +119,7 @@ pub(super) async fn by_scan(
             let Some(item) = reader.next_record::<Item>(&mut buf)? else {
                 break;
             };
-            let Ok(i) = expected.binary_search(&fingerprint(&item)) else {
+            let Ok(i) = expected.binary_search(&short(fingerprint::of_item(&item))) else {
                 continue; // the artifact changed under us: reopen() guards it
             };
             if marked[i / 64] & (1 << (i % 64)) != 0 {
