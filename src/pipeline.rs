@@ -19,7 +19,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
 use crate::dynamo::{
-    BatchError, BatchOutcome, RetryPolicy, Target, Terminal, Write, WriteStats, write_batch,
+    BatchError, BatchOutcome, CallStats, RetryPolicy, Target, Terminal, Write, write_batch,
 };
 
 /// A batch of writes; `first` is the artifact index of its first entry.
@@ -165,7 +165,7 @@ pub async fn run<F>(
     policy: &RetryPolicy,
     concurrency: usize,
     batch_delay: Duration,
-    stats: Arc<WriteStats>,
+    stats: Arc<CallStats>,
     mut rx: mpsc::Receiver<Vec<Batch>>,
     cancelled: &dyn Fn() -> bool,
     mut on_done: F,
@@ -250,7 +250,7 @@ pub async fn write_isolating(
     table: &str,
     entries: Vec<(u64, Write)>,
     policy: &RetryPolicy,
-    stats: &WriteStats,
+    stats: &CallStats,
 ) -> Result<BatchOutcome, Terminal> {
     let mut outcome = BatchOutcome::default();
     // Parts still to write, the first in artifact order on top.

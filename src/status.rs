@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, Phase, Plan, State};
-use crate::dynamo::WriteCounts;
+use crate::dynamo::CallCounts;
 use crate::error::Result;
 
 /// `migrate status --json`: the checkpoint's state, in a stable shape.
@@ -50,7 +50,7 @@ pub struct StepJson {
     pub confirmed: Option<u64>,
     pub written: Option<u64>,
     pub failed: Option<u64>,
-    pub counts: Option<WriteCounts>,
+    pub counts: Option<CallCounts>,
     pub snapshot: Option<String>,
     pub error: Option<String>,
 }

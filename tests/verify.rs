@@ -8,6 +8,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
+use support::fault_proxy::{FaultProxy, Faults};
 use support::{Env, text};
 
 const ENTITIES: [&str; 3] = ["buyers", "producers", "sales"];
@@ -348,6 +349,56 @@ fn verify_alone_on_existing_data_dir() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let b = &env.report("reports/verification_report.json")["entities"]["buyers"];
     assert_eq!(example_pks(b, "missing"), BTreeSet::from([pk]), "{b}");
+}
+
+#[test]
+fn throttled_reads_are_retried_and_counted_in_the_report() {
+    let env = Env::new("vreads");
+    env.generate(40, 10, 50, 6);
+    env.config(json!({}));
+    let out = env.migrate(&["--full", "--entity", "buyers", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Verify again, every Scan page through a proxy that throttles or fails
+    // most of them.
+    let proxy = FaultProxy::start_blocking(
+        &env.endpoint,
+        Faults {
+            throttle_rate: 0.4,
+            server_error_rate: 0.3,
+            only_ops: Some(vec!["Scan".into()]),
+            seed: 77,
+            ..Faults::default()
+        },
+    );
+    env.config(json!({"target": {"endpoint": proxy.endpoint},
+                      "migration": {"maxRetries": 20, "retryDelay": 0.005, "maxRetryDelay": 0.05}}));
+    let out = env.migrate(&["--phase", "verify", "--entity", "buyers", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stats = proxy.stats();
+    assert!(
+        stats.throttled > 0 && stats.server_errors > 0,
+        "the proxy failed some scans: {stats:?}"
+    );
+    let b = &env.report("reports/verification_report.json")["entities"]["buyers"];
+    assert_clean(b, "buyers");
+    // The report counts exactly what the proxy injected.
+    let reads = &b["reads"];
+    assert_eq!(reads["throttled"].as_u64(), Some(stats.throttled), "{b}");
+    assert_eq!(
+        reads["serverErrors"].as_u64(),
+        Some(stats.server_errors),
+        "{b}"
+    );
+    assert_eq!(
+        reads["retries"].as_u64(),
+        Some(stats.throttled + stats.server_errors),
+        "{b}"
+    );
+    assert!(
+        reads["requests"].as_u64() > reads["retries"].as_u64(),
+        "{b}"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::artifact::ArtifactReader;
 use crate::checkpoint::{Baseline, Checkpoint, RollbackState};
 use crate::ctx::Ctx;
 use crate::dynamo::{
-    self, AvItem, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS, RetryPolicy, Write, WriteStats,
+    self, AvItem, CallStats, MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS, RetryPolicy, Write,
 };
 use crate::entities::Item;
 use crate::entities::table::Index;
@@ -137,7 +137,7 @@ pub(super) async fn revert(
     let shared = ctx.target().await;
     let target = &*shared;
     let policy = RetryPolicy::from_config(&ctx.config.migration);
-    let stats = WriteStats::default();
+    let stats = CallStats::default();
     let concurrency = ctx.config.migration.concurrency.max(1);
     let bar = ctx.progress.bar(name, "rollback", Some(state.total));
     let mut restore = KeySet::new();
@@ -250,7 +250,7 @@ async fn check_group(
     target: &dyn dynamo::Target,
     table: &str,
     policy: &RetryPolicy,
-    stats: &WriteStats,
+    stats: &CallStats,
     base: &HashMap<u128, u128>,
     force: bool,
     keys: Vec<Key>,
@@ -369,7 +369,7 @@ async fn restore_items(
         policy,
         ctx.config.migration.concurrency,
         Duration::ZERO,
-        Arc::new(WriteStats::default()),
+        Arc::new(CallStats::default()),
         rx,
         &cancelled,
         |done| {

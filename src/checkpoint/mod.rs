@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{read_json, write_json_atomic};
-use crate::dynamo::WriteCounts;
+use crate::dynamo::CallCounts;
 use crate::error::{Error, Result};
 
 /// The five phases, in the order they run.
@@ -258,7 +258,7 @@ pub struct Step {
     /// Load: items recorded in the failed file (within `confirmed`).
     pub failed: Option<u64>,
     /// Load: retry counters so far.
-    pub counts: Option<WriteCounts>,
+    pub counts: Option<CallCounts>,
     /// Load: the backup taken before the first write.
     pub backup: Option<BackupInfo>,
     /// Load in sync mode: the changes it applies (`confirmed` then counts

@@ -1,5 +1,7 @@
 //! `BatchGetItem` of up to 100 keys, retrying the unprocessed ones.
 
+use std::sync::atomic::Ordering;
+
 use crate::error::{Error, Result};
 
 use super::*;
@@ -15,8 +17,9 @@ pub async fn batch_get(
     assert!(keys.len() <= MAX_BATCH_GET_KEYS);
     let mut found = Vec::with_capacity(keys.len());
     let mut pending = keys;
-    let mut retries = Retries::new(policy, None);
+    let mut retries = Retries::new(policy, Some(&policy.calls));
     while !pending.is_empty() {
+        policy.calls.requests.fetch_add(1, Ordering::Relaxed);
         let (items, left) = match target.get(table, pending.clone()).await {
             Ok(answer) => answer,
             Err(failed) => match retries.failed(failed).await {

@@ -28,6 +28,12 @@ pub struct RetryPolicy {
     /// The write-rate cap every `BatchWriteItem` attempt takes its units
     /// from (`migration.maxWriteUnitsPerSecond`); one bucket per policy.
     pub rate: Option<std::sync::Arc<crate::rate::RateCap>>,
+    /// What every call made under this policy through [`retrying`],
+    /// [`batch_get`] and the scan drivers cost: attempts, failures by class,
+    /// retries and waits (a load counts its writes in its own
+    /// [`CallStats`]). Shared by the policy's clones; a phase that reports
+    /// them makes its own policy.
+    pub calls: std::sync::Arc<CallStats>,
 }
 
 impl RetryPolicy {
@@ -41,6 +47,7 @@ impl RetryPolicy {
             rate: m
                 .max_write_units_per_second
                 .map(|cap| std::sync::Arc::new(crate::rate::RateCap::new(cap))),
+            calls: Default::default(),
         }
     }
 
@@ -64,7 +71,8 @@ impl RetryPolicy {
 }
 
 /// Calls `op` until it succeeds, retrying throttles and transient errors with
-/// backoff up to `max_retries`; used for scans, gets and table checks.
+/// backoff up to `max_retries`, counted in the policy's `calls`; used for
+/// scans, gets and table checks.
 pub async fn retrying<T, E, R, F, Fut>(policy: &RetryPolicy, what: &str, mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -128,8 +136,9 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, Failed>>,
 {
-    let mut retries = Retries::new(policy, None);
+    let mut retries = Retries::new(policy, Some(&policy.calls));
     loop {
+        policy.calls.requests.fetch_add(1, Ordering::Relaxed);
         match op().await {
             Ok(v) => return Ok(v),
             Err(failed) => {
@@ -151,14 +160,14 @@ where
 /// smaller unprocessed part) starts the budget again.
 pub(super) struct Retries<'a> {
     policy: &'a RetryPolicy,
-    stats: Option<&'a WriteStats>,
+    stats: Option<&'a CallStats>,
     rng: fastrand::Rng,
     attempt: u32,
 }
 
 impl<'a> Retries<'a> {
     /// Counts into `stats` when given (a load's, a rollback's).
-    pub(super) fn new(policy: &'a RetryPolicy, stats: Option<&'a WriteStats>) -> Self {
+    pub(super) fn new(policy: &'a RetryPolicy, stats: Option<&'a CallStats>) -> Self {
         Retries {
             policy,
             stats,

@@ -17,6 +17,7 @@ fn policy() -> RetryPolicy {
         exponential: true,
         request_timeout: Duration::from_secs(1),
         rate: None,
+        calls: Default::default(),
     }
 }
 
@@ -54,7 +55,7 @@ async fn throttles_and_server_errors_are_retried_and_counted() {
         Fault::Fail(Class::Transient, "InternalServerError".into()),
     );
     m.fail_next(Op::Write, Fault::Timeout);
-    let stats = WriteStats::default();
+    let stats = CallStats::default();
     let out = write_batch(&m, "t", puts(25), &policy(), &stats)
         .await
         .unwrap();
@@ -71,7 +72,7 @@ async fn only_unprocessed_items_are_sent_again() {
     let m = memory("t");
     m.fail_next(Op::Write, Fault::Unprocessed(10));
     m.fail_next(Op::Write, Fault::Unprocessed(4));
-    let stats = WriteStats::default();
+    let stats = CallStats::default();
     let out = write_batch(&m, "t", puts(25), &policy(), &stats)
         .await
         .unwrap();
@@ -91,7 +92,7 @@ async fn items_left_after_every_retry_fail_with_the_reason() {
             Fault::Fail(Class::Throttled, "ThrottlingException".into()),
         );
     }
-    let stats = WriteStats::default();
+    let stats = CallStats::default();
     let out = write_batch(&m, "t", puts(3), &policy(), &stats)
         .await
         .unwrap();
@@ -106,7 +107,7 @@ async fn items_left_after_every_retry_fail_with_the_reason() {
 #[tokio::test]
 async fn a_missing_table_stops_at_once_naming_table_and_first_key() {
     let m = Memory::new();
-    let stats = WriteStats::default();
+    let stats = CallStats::default();
     let err = write_batch(&m, "gone", puts(2), &policy(), &stats)
         .await
         .unwrap_err();
@@ -127,7 +128,7 @@ async fn a_missing_table_stops_at_once_naming_table_and_first_key() {
 async fn a_refused_item_is_isolated_and_the_rest_written() {
     let m = memory("t");
     m.refuse_pk("BUYER#017");
-    let stats = WriteStats::default();
+    let stats = CallStats::default();
     let out = crate::pipeline::write_isolating(&m, "t", puts(25), &policy(), &stats)
         .await
         .unwrap();
@@ -143,7 +144,7 @@ async fn a_refused_item_is_isolated_and_the_rest_written() {
 #[tokio::test]
 async fn deletes_remove_and_puts_replace() {
     let m = memory("t");
-    let stats = WriteStats::default();
+    let stats = CallStats::default();
     write_batch(&m, "t", puts(3), &policy(), &stats)
         .await
         .unwrap();
@@ -330,9 +331,22 @@ async fn gets_retry_failures_and_unprocessed_keys_on_one_budget() {
     m.fail_next(Op::Get, Fault::Unprocessed(2));
     m.fail_next(Op::Get, Fault::Unprocessed(1));
     m.fail_next(Op::Get, Fault::Fail(Class::Transient, "HTTP 500".into()));
-    let found = batch_get(&m, "t", keys.clone(), &policy()).await.unwrap();
+    let p = policy();
+    let found = batch_get(&m, "t", keys.clone(), &p).await.unwrap();
     assert_eq!(found.len(), 3);
     assert_eq!(m.calls(Op::Get), 5);
+    // counted in the policy's calls, as a report shows them
+    let c = p.calls.counts();
+    assert_eq!(
+        (
+            c.requests,
+            c.throttled,
+            c.server_errors,
+            c.unprocessed_items,
+            c.retries
+        ),
+        (5, 1, 1, 3, 4)
+    );
 
     // Four failures in a row spend the budget of three retries.
     for _ in 0..4 {

@@ -71,6 +71,7 @@ fn backoff_is_capped_exponential_with_full_jitter() {
         exponential: true,
         request_timeout: Duration::from_secs(30),
         rate: None,
+        calls: Default::default(),
     };
     assert_eq!(p.ceiling(1), Duration::from_millis(50));
     assert_eq!(p.ceiling(2), Duration::from_millis(100));
@@ -101,6 +102,7 @@ async fn retrying_backs_off_in_virtual_time_and_gives_up() {
         exponential: true,
         request_timeout: Duration::from_secs(30),
         rate: None,
+        calls: Default::default(),
     };
     let timeout = || {
         Err::<(), _>(
@@ -121,6 +123,8 @@ async fn retrying_backs_off_in_virtual_time_and_gives_up() {
     .unwrap();
     assert_eq!(calls, 3);
     assert!(tokio::time::Instant::now() - start <= Duration::from_secs(1 + 2));
+    let c = p.calls.counts();
+    assert_eq!((c.requests, c.timeouts, c.retries), (3, 2, 2));
     // Always failing: max_retries retries, then a clear error.
     let start = tokio::time::Instant::now();
     let mut calls = 0;

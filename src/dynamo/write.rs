@@ -1,81 +1,13 @@
 //! `BatchWriteItem`: one batch written with retries of what was not
-//! processed, counted in [`WriteStats`]; a batch refused for one item's sake
+//! processed, counted in [`CallStats`]; a batch refused for one item's sake
 //! is handed back whole (the pipeline isolates the item).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use serde::Serialize;
 
 use super::*;
-
-/// Counters of one load (or any write phase), shared by all in-flight tasks.
-#[derive(Debug, Default)]
-pub struct WriteStats {
-    pub requests: AtomicU64,
-    pub throttled: AtomicU64,
-    /// 5xx answers and dropped connections.
-    pub server_errors: AtomicU64,
-    /// Attempts that timed out (`requestTimeout`, or connecting).
-    pub timeouts: AtomicU64,
-    pub unprocessed_items: AtomicU64,
-    /// Items DynamoDB refused (`ValidationException`), each isolated by
-    /// splitting its batch.
-    pub refused: AtomicU64,
-    pub retries: AtomicU64,
-    pub wait_ms: AtomicU64,
-    /// Write units sent, every attempt counted ([`crate::rate`]).
-    pub write_units: AtomicU64,
-}
-
-/// A snapshot of [`WriteStats`] for reports and checkpoints.
-#[derive(Debug, Default, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct WriteCounts {
-    pub requests: u64,
-    pub throttled: u64,
-    pub server_errors: u64,
-    pub timeouts: u64,
-    pub unprocessed_items: u64,
-    pub refused: u64,
-    pub retries: u64,
-    pub wait_ms: u64,
-    pub write_units: u64,
-}
-
-impl WriteStats {
-    pub fn counts(&self) -> WriteCounts {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        WriteCounts {
-            requests: g(&self.requests),
-            throttled: g(&self.throttled),
-            server_errors: g(&self.server_errors),
-            timeouts: g(&self.timeouts),
-            unprocessed_items: g(&self.unprocessed_items),
-            refused: g(&self.refused),
-            retries: g(&self.retries),
-            wait_ms: g(&self.wait_ms),
-            write_units: g(&self.write_units),
-        }
-    }
-}
-
-impl std::ops::Add for WriteCounts {
-    type Output = WriteCounts;
-    fn add(self, o: WriteCounts) -> WriteCounts {
-        WriteCounts {
-            requests: self.requests + o.requests,
-            throttled: self.throttled + o.throttled,
-            server_errors: self.server_errors + o.server_errors,
-            timeouts: self.timeouts + o.timeouts,
-            unprocessed_items: self.unprocessed_items + o.unprocessed_items,
-            refused: self.refused + o.refused,
-            retries: self.retries + o.retries,
-            wait_ms: self.wait_ms + o.wait_ms,
-            write_units: self.write_units + o.write_units,
-        }
-    }
-}
 
 /// What became of a batch.
 #[derive(Debug, Default)]
@@ -138,7 +70,7 @@ pub async fn write_batch(
     table: &str,
     entries: Vec<(u64, Write)>,
     policy: &RetryPolicy,
-    stats: &WriteStats,
+    stats: &CallStats,
 ) -> std::result::Result<BatchOutcome, BatchError> {
     assert!(
         entries.len() <= MAX_BATCH_WRITE_ITEMS,

@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 
 use crate::config::Billing;
 use crate::ctx::Ctx;
-use crate::dynamo::{self, RetryPolicy, WRITE_UNIT_BYTES, Write, WriteStats, item_size};
+use crate::dynamo::{self, CallStats, RetryPolicy, WRITE_UNIT_BYTES, Write, item_size};
 use crate::entities::table::Projection;
 use crate::error::{Error, Result};
 use crate::json::Obj;
@@ -344,7 +344,7 @@ async fn timed_writes(
         }
         batches.push(entries);
     }
-    let stats = WriteStats::default();
+    let stats = CallStats::default();
     let started = Instant::now();
     let mut results = futures_util::stream::iter(batches)
         .map(|entries| dynamo::write_batch(target, table, entries, policy, &stats))

@@ -105,6 +105,9 @@ pub struct Verification<'a> {
     pub reconciliation: Option<Value>,
     pub foreign: u64,
     pub examples: Examples<'a>,
+    /// Every read verify made (Scan and Query pages, gets, descriptions):
+    /// attempts, failures by class, retries and their waits.
+    pub reads: crate::dynamo::CallCounts,
     pub seconds: f64,
     pub items_per_second: f64,
 }

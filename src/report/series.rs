@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::WriteStats;
+use crate::dynamo::CallStats;
 use crate::error::Result;
 
 /// The most points a series holds.
@@ -136,7 +136,7 @@ pub struct Sampler {
 impl Sampler {
     /// Starts sampling `stats` (throttles, retries) and the items counted
     /// with [`Sampler::add`].
-    pub fn start(stats: Arc<WriteStats>) -> Sampler {
+    pub fn start(stats: Arc<CallStats>) -> Sampler {
         let items = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = mpsc::channel::<()>();
         let counted = items.clone();
@@ -180,7 +180,7 @@ impl Drop for Sampler {
 
 fn sample(
     items: &AtomicU64,
-    stats: &WriteStats,
+    stats: &CallStats,
     baseline: (u64, u64, u64),
     stopped: &mpsc::Receiver<()>,
 ) -> Series {
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn the_sampler_counts_what_it_is_told() {
-        let stats = Arc::new(WriteStats::default());
+        let stats = Arc::new(CallStats::default());
         let sampler = Sampler::start(stats.clone());
         sampler.add(7);
         stats.throttled.fetch_add(2, Ordering::Relaxed);

@@ -27,7 +27,7 @@ use crate::backup;
 use crate::checkpoint::{Checkpoint, LastSync, Phase, Step, SyncInfo};
 use crate::config::{LoadMode, LoadVia};
 use crate::ctx::Ctx;
-use crate::dynamo::{RetryPolicy, Write, WriteCounts, WriteStats};
+use crate::dynamo::{CallCounts, CallStats, RetryPolicy, Write};
 use crate::entities::Entity;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Batch, Batcher, Control, Ended};
@@ -110,7 +110,7 @@ async fn load(
     if !resuming {
         step.written = Some(0);
         step.failed = Some(0);
-        step.counts = Some(WriteCounts::default());
+        step.counts = Some(CallCounts::default());
         step.sync = None;
     }
 
@@ -176,7 +176,7 @@ async fn load(
         read_batches(applied, sync_mode, start, batch_size, indexes, tx, ledger)
     });
 
-    let stats = Arc::new(WriteStats::default());
+    let stats = Arc::new(CallStats::default());
     let sampler = report::series::Sampler::start(stats.clone());
     let base_counts = step.counts.unwrap_or_default();
     let mut mark = Watermark::new(start, step.written.unwrap_or(0), step.failed.unwrap_or(0));
@@ -189,7 +189,7 @@ async fn load(
     let sending = Instant::now();
     let cap = ctx.config.migration.max_write_units_per_second;
     // Over at least one second: the first batch alone is no rate.
-    let achieved = |stats: &WriteStats| {
+    let achieved = |stats: &CallStats| {
         stats.counts().write_units as f64 / sending.elapsed().as_secs_f64().max(1.0)
     };
 

@@ -182,6 +182,19 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
         None => (None, None),
     };
     let table = t.table;
+    let reads = t.policy.calls.counts();
+    if reads.retries > 0 {
+        tracing::warn!(
+            "verify of {}: {} reads retried ({} throttled, {} server errors, {} timeouts, {} keys unprocessed), {} ms waited",
+            entity.name,
+            reads.retries,
+            reads.throttled,
+            reads.server_errors,
+            reads.timeouts,
+            reads.unprocessed_items,
+            reads.wait_ms
+        );
+    }
 
     let seconds = started.elapsed().as_secs_f64();
     let problems = f.missing + f.different + f.extra + f.orphans + bad_indexes;
@@ -233,6 +246,7 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
                 foreign: &f.foreign_examples,
                 orphan_references: &f.orphan_examples,
             },
+            reads,
             seconds,
             items_per_second: if seconds > 0.0 {
                 f.expected as f64 / seconds
