@@ -5,7 +5,6 @@
 use std::sync::atomic::Ordering;
 
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
-use serde::Serialize;
 
 use super::*;
 
