@@ -46,11 +46,10 @@ pub fn valid_ids(data_dir: &std::path::Path, entity: &Entity) -> Result<KeySet> 
 
 /// One record's key fingerprint.
 fn key_of(line: &str) -> serde_json::Result<u128> {
-    let rec: Record = serde_json::from_str(line)?;
-    let item = Obj::parse(rec.item.get())?;
+    let rec = Record::parse(line)?;
     Ok(key_hash(
-        item.str("PK").unwrap_or_default(),
-        item.str("SK").unwrap_or_default(),
+        rec.item.str("PK").unwrap_or_default(),
+        rec.item.str("SK").unwrap_or_default(),
     ))
 }
 

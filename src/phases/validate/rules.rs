@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -15,16 +15,43 @@ use crate::error::{Error, Result};
 use crate::fingerprint::{KeySet, key_hash};
 use crate::json::{Borrowed, Obj, Val};
 
-/// A record of the transformed artifact as validate reads it: the item stays
-/// the text transform wrote until it is parsed in place.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// A record of the transformed artifact as validate reads it, from one pass
+/// over its line: the item parsed in place, and its text as transform wrote
+/// it (a valid item goes on byte for byte).
 pub(super) struct Record<'a> {
     pub(super) legacy_id: i64,
-    #[serde(borrow)]
-    pub(super) item: &'a RawValue,
-    #[serde(default)]
+    pub(super) item: Obj<'a>,
+    pub(super) text: &'a str,
     pub(super) findings: Vec<Finding>,
+}
+
+impl<'a> Record<'a> {
+    pub(super) fn parse(line: &'a str) -> serde_json::Result<Record<'a>> {
+        use serde::de::Error as _;
+        let (mut record, text) = Obj::parse_keeping(line, "item")?;
+        let legacy_id = match record.get("legacyId") {
+            Some(Val::Num(n)) => n.parse().map_err(|_| {
+                serde_json::Error::custom(format!("legacyId {n} is not an integer"))
+            })?,
+            _ => return Err(serde_json::Error::missing_field("legacyId")),
+        };
+        let (Some(Val::Obj(item)), Some(text)) = (record.take("item"), text) else {
+            return Err(serde_json::Error::custom(
+                "`item` is missing or not an object",
+            ));
+        };
+        let findings = match record.get("findings") {
+            None => Vec::new(),
+            Some(Val::Arr(list)) if list.is_empty() => Vec::new(),
+            Some(v) => serde_json::from_value(v.to_value())?,
+        };
+        Ok(Record {
+            legacy_id,
+            item,
+            text,
+            findings,
+        })
+    }
 }
 
 /// A rejected record as `reports/rejected/<entity>.jsonl` holds it.
@@ -90,10 +117,11 @@ impl Rules {
     pub(super) fn decide(&self, line: &str) -> serde_json::Result<Decided> {
         let Record {
             legacy_id,
-            item: raw,
+            item,
+            text,
             mut findings,
-        } = serde_json::from_str(line)?;
-        let value = Val::Obj(Obj::parse(raw.get())?);
+        } = Record::parse(line)?;
+        let value = Val::Obj(item);
         let Val::Obj(item) = &value else {
             unreachable!("parsed as an object")
         };
@@ -179,7 +207,7 @@ impl Rules {
         };
         if rejects.is_empty() {
             // The item goes on byte for byte as transform wrote it.
-            d.valid = Some(raw.get().as_bytes().to_vec());
+            d.valid = Some(text.as_bytes().to_vec());
             if !warnings.is_empty() {
                 d.warned = Some(serde_json::to_vec(
                     &json!({"legacyId": legacy_id, "PK": pk, "warnings": warnings}),
@@ -193,7 +221,7 @@ impl Rules {
                 reasons: &d.reject_codes,
                 findings: &rejects,
                 warnings: &warnings,
-                item: raw,
+                item: serde_json::from_str(text)?,
             })?);
         }
         Ok(d)

@@ -2,18 +2,18 @@
 //! without escapes and every number point into the line (numbers keep their
 //! exact text, never a float); objects keep their members in order.
 //!
-//! [`Json`] lets the compiled JSON Schema validators of `jsonschema` check
-//! these values in place, so transform and validate parse each line once and
-//! allocate little per record (the hot path at a million rows).
+//! [`Borrowed`] lets the compiled JSON Schema validators of `jsonschema`
+//! check these values in place, so transform and validate parse each line
+//! once ([`parse`]) and allocate little per record (the hot path at a
+//! million rows).
+
+mod parse;
 
 use std::borrow::Cow;
-use std::fmt;
 
 use jsonschema::JsonType;
 use jsonschema::json::{self, JsonNumber, NodeIdentity};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// A JSON value borrowing from the text it was parsed from.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,32 +32,12 @@ pub enum Val<'a> {
 pub struct Obj<'a>(pub Vec<(Cow<'a, str>, Val<'a>)>);
 
 impl<'a> Val<'a> {
-    /// Parses one JSON value from `text`.
+    /// Parses one JSON value from `text`, in one pass.
     pub fn parse(text: &'a str) -> serde_json::Result<Val<'a>> {
-        let raw: &'a RawValue = serde_json::from_str(text)?;
-        Val::from_raw(raw)
-    }
-
-    /// Classifies an already scanned value by its first byte.
-    pub fn from_raw(raw: &'a RawValue) -> serde_json::Result<Val<'a>> {
-        let text = raw.get();
-        Ok(match text.as_bytes().first() {
-            Some(b'n') => Val::Null,
-            Some(b't') => Val::Bool(true),
-            Some(b'f') => Val::Bool(false),
-            Some(b'"') => Val::Str(string(text)?),
-            Some(b'{') => Val::Obj(serde_json::from_str(text)?),
-            Some(b'[') => {
-                let items: Vec<&'a RawValue> = serde_json::from_str(text)?;
-                Val::Arr(
-                    items
-                        .into_iter()
-                        .map(Val::from_raw)
-                        .collect::<serde_json::Result<_>>()?,
-                )
-            }
-            _ => Val::Num(text),
-        })
+        let mut p = parse::Parser::new(text);
+        let v = p.value()?;
+        p.end()?;
+        Ok(v)
     }
 
     /// The string, if this is one.
@@ -82,9 +62,31 @@ impl<'a> Val<'a> {
 }
 
 impl<'a> Obj<'a> {
-    /// Parses a JSON object from `text`.
+    /// Parses a JSON object from `text`, in one pass.
     pub fn parse(text: &'a str) -> serde_json::Result<Obj<'a>> {
-        serde_json::from_str(text)
+        let mut p = parse::Parser::new(text);
+        let o = p.object(None)?;
+        p.end()?;
+        Ok(o)
+    }
+
+    /// [`Obj::parse`], also giving the raw text of the member named `name`
+    /// (the same pass; for a value that must go on byte for byte).
+    pub fn parse_keeping(
+        text: &'a str,
+        name: &str,
+    ) -> serde_json::Result<(Obj<'a>, Option<&'a str>)> {
+        let mut raw = None;
+        let mut p = parse::Parser::new(text);
+        let o = p.object(Some((name, &mut raw)))?;
+        p.end()?;
+        Ok((o, raw))
+    }
+
+    /// Takes the member named `key` out (the first, if several).
+    pub fn take(&mut self, key: &str) -> Option<Val<'a>> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(i).1)
     }
 
     /// An owned `serde_json::Value` object (numbers stay exact).
@@ -113,67 +115,6 @@ impl<'a> Obj<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-}
-
-/// The text of a JSON string literal: borrowed when it holds no escapes.
-fn string(literal: &str) -> serde_json::Result<Cow<'_, str>> {
-    let inner = &literal[1..literal.len() - 1];
-    if !inner.contains('\\') {
-        return Ok(Cow::Borrowed(inner));
-    }
-    serde_json::from_str::<String>(literal).map(Cow::Owned)
-}
-
-/// A key or string, borrowed from the input when serde_json can.
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Obj<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Obj<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Obj<'de>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(24));
-                while let Some((k, raw)) = map.next_entry::<Str<'de>, &'de RawValue>()? {
-                    members.push((k.0, Val::from_raw(raw).map_err(de::Error::custom)?));
-                }
-                Ok(Obj(members))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Val<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw: &'de RawValue = Deserialize::deserialize(d)?;
-        Val::from_raw(raw).map_err(de::Error::custom)
     }
 }
 
