@@ -116,7 +116,11 @@ impl Entity {
     /// The id of the item migrated from `legacy_id` (UUID v5 under the
     /// configured namespace).
     pub fn id(&self, namespace: &Uuid, legacy_id: i64) -> String {
-        mapping::legacy_uuid(namespace, self.uuid_kind, legacy_id).to_string()
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        mapping::legacy_uuid(namespace, self.uuid_kind, legacy_id)
+            .hyphenated()
+            .encode_lower(&mut text)
+            .to_owned()
     }
 
     /// The `PK` of the item with id `id`.
