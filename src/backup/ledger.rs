@@ -15,13 +15,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{backup_dir, wire_key};
+use super::backup_dir;
 use crate::artifact::hex;
 use crate::checkpoint::LedgerInfo;
 use crate::crypt::{self, log::Appender};
 use crate::error::{Error, Result};
-use crate::fingerprint;
-use crate::json::Obj;
 use crate::pipeline::{Batch, BeforeSend};
 
 /// `data/backups/<entity>-<run>.ledger.jsonl`.
@@ -88,34 +86,17 @@ impl LedgerWriter {
     /// Records every put of `chunk` and makes it durable.
     pub fn record(&mut self, chunk: &[Batch]) -> Result<()> {
         for batch in chunk {
-            for (index, write) in &batch.writes {
-                let entry = match write.item_wire() {
-                    Some(item) => {
-                        let obj = Obj::parse(item).map_err(|e| {
-                            Error::Incomplete(format!(
-                                "entry {index}: the request is not JSON: {e}"
-                            ))
-                        })?;
-                        let (pk, sk) = wire_key(&obj);
-                        Entry {
-                            pk: pk.unwrap_or_default().to_string(),
-                            sk: sk.unwrap_or_default().to_string(),
-                            fp: fingerprint::of_wire(&obj),
-                            deleted: false,
-                        }
-                    }
-                    None => {
-                        let key = |name: &str| match write.key.get(name) {
-                            Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => s.clone(),
-                            _ => String::new(),
-                        };
-                        Entry {
-                            pk: key("PK"),
-                            sk: key("SK"),
-                            fp: ABSENT,
-                            deleted: true,
-                        }
-                    }
+            for (_, write) in &batch.writes {
+                let key = |name: &str| match write.key.get(name) {
+                    Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                // The put's fingerprint was taken when its request was built.
+                let entry = Entry {
+                    pk: key("PK"),
+                    sk: key("SK"),
+                    fp: write.fingerprint.unwrap_or(ABSENT),
+                    deleted: write.fingerprint.is_none(),
                 };
                 serde_json::to_writer(&mut self.chunk, &entry).expect("an entry serializes");
                 self.chunk.push(b'\n');

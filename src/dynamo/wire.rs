@@ -27,6 +27,10 @@ pub struct Write {
     pub(super) wire: Vec<u8>,
     /// The write units it costs, for the rate cap ([`crate::rate`]).
     pub units: u32,
+    /// A put's item fingerprint ([`crate::fingerprint::of_wire`] of the
+    /// item as sent, taken from the parse that built the request, for the
+    /// ledger); `None` for a delete.
+    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
 }
 
 impl Write {
@@ -47,6 +51,8 @@ impl Write {
             key: key_av(&item),
             wire,
             units: crate::rate::units(item_size(&item), indexes_holding(&item, indexes)),
+            // of_line of a plain item equals of_wire of its wire form.
+            fingerprint: Some(crate::fingerprint::of_line(&item)),
         })
     }
 
@@ -77,6 +83,7 @@ impl Write {
             key: key_av(&key),
             wire,
             units: 1,
+            fingerprint: None,
         }
     }
 
@@ -110,7 +117,12 @@ impl Write {
         wire.extend_from_slice(item.trim().as_bytes());
         wire.extend_from_slice(b"}}");
         let units = crate::rate::units(wire_item_size(&obj), indexes_holding(&obj, indexes));
-        Ok(Write { key, wire, units })
+        Ok(Write {
+            key,
+            wire,
+            units,
+            fingerprint: Some(crate::fingerprint::of_wire(&obj)),
+        })
     }
 
     /// A put's item as sent, in DynamoDB's wire JSON; `None` for a delete.
