@@ -11,14 +11,16 @@ use super::ledger;
 use crate::checkpoint::Checkpoint;
 use crate::entities::{CREATED_BY, Entity};
 use crate::error::Result;
-use crate::fingerprint::{Fingerprint, key_hash};
+use crate::fingerprint::{key_hash, short};
 
-/// The keys an entity's ledgers name, and its prefix. The key hashes are a
-/// sorted list, 16 bytes a key: a hash set of a million keys held 36 MB
-/// (54 MB while it grew), which made verify's peak at a million sales 117
-/// MB (docs/performance.md). Looked up only for items the artifact lacks.
+/// The keys an entity's ledgers name, and its prefix. The keys are a sorted
+/// list of the first 64 bits of their hashes, 8 bytes a key: a hash set of
+/// full hashes held 36 MB at a million keys (54 MB while it grew), which
+/// made verify's peak at a million sales 117 MB (docs/performance.md).
+/// Looked up only for items the artifact lacks; that a foreign item's key
+/// shares 64 bits with one of a million ledger keys has odds of 10⁻¹³.
 pub struct Owned {
-    keys: Vec<Fingerprint>,
+    keys: Vec<u64>,
     prefix: &'static str,
 }
 
@@ -29,18 +31,18 @@ impl Owned {
         if let Some(baseline) =
             Checkpoint::load(data_dir)?.and_then(|cp| cp.baselines.get(entity.name).cloned())
         {
-            keys.reserve_exact(
-                baseline.ledgers.iter().filter_map(|l| l.lines).sum::<u64>() as usize
-            );
+            // Loads after the first name mostly the same keys: merged one
+            // ledger at a time, memory is the keys plus one ledger's.
             for l in &baseline.ledgers {
+                keys.reserve_exact(l.lines.unwrap_or(0) as usize);
                 ledger::read(&l.path, |e| {
-                    keys.push(key_hash(&e.pk, &e.sk));
+                    keys.push(short(key_hash(&e.pk, &e.sk)));
                     Ok(())
                 })?;
+                keys.sort_unstable();
+                keys.dedup();
             }
         }
-        keys.sort_unstable();
-        keys.dedup();
         keys.shrink_to_fit();
         Ok(Owned {
             keys,
@@ -50,7 +52,7 @@ impl Owned {
 
     /// Whether the item with this key and `createdBy` is the migration's.
     pub fn owns(&self, pk: &str, sk: &str, created_by: Option<&str>) -> bool {
-        self.keys.binary_search(&key_hash(pk, sk)).is_ok()
+        self.keys.binary_search(&short(key_hash(pk, sk))).is_ok()
             || (pk.starts_with(self.prefix) && created_by == Some(CREATED_BY))
     }
 
@@ -71,7 +73,7 @@ mod tests {
     #[test]
     fn ledger_keys_and_the_migrations_mark_are_ours_the_rest_is_foreign() {
         let owned = Owned {
-            keys: vec![key_hash("BUYER#1", "METADATA")],
+            keys: vec![short(key_hash("BUYER#1", "METADATA"))],
             prefix: "BUYER#",
         };
         assert!(owned.owns("BUYER#1", "METADATA", Some("someone")));
