@@ -84,8 +84,8 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// An object; the raw text of the member named `keep.0` goes to
-    /// `keep.1` when asked.
+    /// An object; the raw text of the (first) member named `keep.0` goes
+    /// to `keep.1` when asked.
     pub(super) fn object(
         &mut self,
         mut keep: Option<(&str, &mut Option<&'a str>)>,
@@ -116,7 +116,9 @@ impl<'a> Parser<'a> {
             self.skip_whitespace();
             let start = self.pos;
             let value = self.value()?;
+            // The first member of that name, as `Obj::get` finds it.
             if let Some((wanted, raw)) = keep.as_mut()
+                && raw.is_none()
                 && name == *wanted
             {
                 **raw = Some(&self.text[start..self.pos]);
@@ -328,6 +330,8 @@ mod tests {
         ));
         assert!(matches!(item.get("e"), Some(Val::Str(Cow::Owned(s))) if s == "a\"b"));
         assert_eq!(item.get("n"), Some(&Val::Num("1.50")));
+        let (_, first) = Obj::parse_keeping(r#"{"item":{"a":1},"item":{"a":2}}"#, "item").unwrap();
+        assert_eq!(first, Some(r#"{"a":1}"#));
         let err = Obj::parse(r#"{"a":1,"b":tru}"#).unwrap_err();
         assert!(err.to_string().contains("column 12"), "{err}");
     }
