@@ -96,13 +96,8 @@ impl<'a> Parser<'a> {
         }
         self.enter()?;
         let mut members = Vec::with_capacity(24);
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(Obj(members));
-        }
-        loop {
+        let mut more = !self.closes(b'}');
+        while more {
             self.skip_whitespace();
             if self.peek() != Some(b'"') {
                 return Err(self.error("expected a member name"));
@@ -124,15 +119,7 @@ impl<'a> Parser<'a> {
                 **raw = Some(&self.text[start..self.pos]);
             }
             members.push((name, value));
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return Err(self.error("expected ',' or '}'")),
-            }
+            more = self.next_or_close(b'}')?;
         }
         self.depth -= 1;
         Ok(Obj(members))
@@ -141,26 +128,41 @@ impl<'a> Parser<'a> {
     fn array(&mut self) -> Result<Val<'a>> {
         self.enter()?;
         let mut items = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(Val::Arr(items));
-        }
-        loop {
+        let mut more = !self.closes(b']');
+        while more {
             items.push(self.value()?);
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return Err(self.error("expected ',' or ']'")),
-            }
+            more = self.next_or_close(b']')?;
         }
         self.depth -= 1;
         Ok(Val::Arr(items))
+    }
+
+    /// Right after an opening bracket: steps over `close` if it comes first
+    /// (an empty object or array).
+    fn closes(&mut self, close: u8) -> bool {
+        self.skip_whitespace();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.pos += 1;
+        }
+        empty
+    }
+
+    /// After a member or an element: `true` past a `,` (another follows),
+    /// `false` past `close` (the end).
+    fn next_or_close(&mut self, close: u8) -> Result<bool> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(self.error(&format!("expected ',' or '{}'", close as char))),
+        }
     }
 
     /// A string literal at `pos`: borrowed when it holds no escape.
