@@ -50,8 +50,11 @@ pub fn in_step(e: Error, phase: &str, entity: &str) -> Error {
     }
 }
 
-/// Lines per chunk handed to a worker.
-const CHUNK_LINES: usize = 1024;
+/// Lines per chunk handed to a worker. With the chunks in flight below this
+/// sets the map's memory: at 1,024 lines validate of a million sales peaked at
+/// 71-74 MB and transform at 55-58 MB, at 256 lines 53 MB and 45 MB, with the
+/// same CPU time (docs/performance.md, "Run h").
+const CHUNK_LINES: usize = 256;
 
 /// Chunks in flight per worker: read, mapped or waiting for their turn.
 /// Bounds the reorder buffer too, so a worker that falls behind stops the
