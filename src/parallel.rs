@@ -101,6 +101,10 @@ where
         let (rx, tx, f, path) = (work_rx.clone(), done_tx.clone(), f.clone(), path.clone());
         handles.push(std::thread::spawn(move || worker(rx, tx, f, &path, hook)));
     }
+    // Only the workers may keep the two channels open: once they have
+    // stopped (the collector gone after an error), a reader blocked on a full
+    // work channel must see it closed, not wait forever.
+    drop(work_rx);
     drop(done_tx);
     // Returns how many chunks it handed to the workers.
     let reader_handle = std::thread::spawn(move || -> Result<u64> {
