@@ -5,7 +5,8 @@
 //! [`CREATED_BY`](crate::entities::CREATED_BY). Anything else in the table
 //! is *foreign*: a sync never deletes it and verify never calls it extra.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::ledger;
 use crate::checkpoint::Checkpoint;
@@ -66,6 +67,44 @@ impl Owned {
     }
 }
 
+/// [`Owned`], read from the ledgers only when first asked. Verify asks only
+/// about items its artifact lacks, so a verify whose table matches the
+/// artifact never holds the ledgers' keys (8 MB at a million;
+/// docs/performance.md, "Run h"); an unreadable ledger then fails the first
+/// question instead of the start.
+pub struct LazyOwned {
+    data_dir: PathBuf,
+    entity: &'static Entity,
+    owned: OnceLock<Owned>,
+}
+
+impl LazyOwned {
+    pub fn new(data_dir: &Path, entity: &'static Entity) -> LazyOwned {
+        LazyOwned {
+            data_dir: data_dir.to_path_buf(),
+            entity,
+            owned: OnceLock::new(),
+        }
+    }
+
+    /// [`Owned::owns`], reading the ledgers the first time.
+    pub fn owns(&self, pk: &str, sk: &str, created_by: Option<&str>) -> Result<bool> {
+        if self.owned.get().is_none() {
+            let loaded = Owned::load(&self.data_dir, self.entity)?;
+            // Verify asks from one task; were it two, both loaded the same.
+            let _ = self.owned.set(loaded);
+        }
+        let owned = self.owned.get().expect("set just above");
+        Ok(owned.owns(pk, sk, created_by))
+    }
+
+    /// Whether the ledgers have been read.
+    #[cfg(test)]
+    fn is_loaded(&self) -> bool {
+        self.owned.get().is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +121,25 @@ mod tests {
         assert!(!owned.owns("BUYER#2", "METADATA", None));
         // the mark alone is not enough outside the entity's prefix
         assert!(!owned.owns("SALE#2", "METADATA", Some(CREATED_BY)));
+    }
+
+    #[test]
+    fn the_ledgers_are_read_at_the_first_question_not_before() {
+        let dir = std::env::temp_dir().join(format!("migrate-owned-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let buyers = crate::entities::find("buyers").unwrap();
+        // A checkpoint that cannot be read: nothing asks for it yet.
+        std::fs::write(dir.join(Checkpoint::FILE), "{ not json").unwrap();
+        let lazy = LazyOwned::new(&dir, buyers);
+        assert!(!lazy.is_loaded());
+        let e = lazy.owns("BUYER#1", "METADATA", None).unwrap_err();
+        assert!(e.to_string().contains(Checkpoint::FILE), "{e}");
+        // With no checkpoint there are no ledgers: only the mark counts.
+        std::fs::remove_file(dir.join(Checkpoint::FILE)).unwrap();
+        let lazy = LazyOwned::new(&dir, buyers);
+        assert!(lazy.owns("BUYER#1", "METADATA", Some(CREATED_BY)).unwrap());
+        assert!(!lazy.owns("BUYER#2", "METADATA", None).unwrap());
+        assert!(lazy.is_loaded());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

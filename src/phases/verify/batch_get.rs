@@ -137,7 +137,7 @@ pub(super) async fn by_batch_get(
                 .is_err()
             {
                 f.not_expected(
-                    t.owned.owns(key.0, key.1, wire_str(&item, "createdBy")),
+                    t.owned.owns(key.0, key.1, wire_str(&item, "createdBy"))?,
                     key,
                 );
             }

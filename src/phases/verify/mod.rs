@@ -53,8 +53,9 @@ struct Target<'a> {
     segments: u32,
     concurrency: usize,
     refs: Vec<(entities::Reference, KeySet)>,
-    /// Which items are the migration's (extra) and which foreign.
-    owned: crate::backup::owned::Owned,
+    /// Which items are the migration's (extra) and which foreign, read
+    /// from the ledgers at the first item the artifact lacks.
+    owned: crate::backup::owned::LazyOwned,
 }
 
 impl Target<'_> {
@@ -132,7 +133,7 @@ pub async fn run(unit: Unit<'_>) -> Result<Outcome> {
         segments,
         concurrency: ctx.config.migration.concurrency.max(1),
         refs,
-        owned: crate::backup::owned::Owned::load(&ctx.data_dir, entity)?,
+        owned: crate::backup::owned::LazyOwned::new(&ctx.data_dir, entity),
     };
 
     // What the indexes should hold, and the money the table's items carry

@@ -67,7 +67,7 @@ pub(super) async fn by_scan(
                 text("SK").unwrap_or_default(),
             );
             let found = expected.binary_search(&short(fingerprint::of_wire(av)));
-            let owned = found.is_ok() || t.owned.owns(key.0, key.1, text("createdBy"));
+            let owned = found.is_ok() || t.owned.owns(key.0, key.1, text("createdBy"))?;
             // The money of the migration's items only: foreign items are
             // the application's (docs/checks.md).
             if let Some(tally) = tally.as_mut().filter(|_| owned) {
